@@ -1,0 +1,308 @@
+"""Project folders: one database and the model files it refers to.
+
+A project is a folder holding ``studio.sqlite`` and ``artifacts/``. Each model version's files
+live in ``artifacts/<sha256>/`` under their own names, where the sha256 covers every file's
+name and content. A folder is built under a ``.staging-`` name and renamed into place in one
+step, so a crash leaves either no folder or a complete one, and the same files stored twice
+share one folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from studio import __version__
+from studio.api import StudioError
+from studio.core.files import sha256_file, staging_dir
+from studio.store import ModelVersion, Store
+
+DATABASE_NAME = "studio.sqlite"
+ARTIFACTS_DIR = "artifacts"
+LOGS_DIR = "logs"
+STAGING_PREFIX = ".staging-"
+# A staging folder untouched this long belongs to a crashed writer, not to one still copying.
+STALE_STAGING_SECONDS = 600
+
+_CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class Project:
+    """An open project folder; use ``create``, ``open`` or ``open_or_create``, and close it after."""
+
+    def __init__(self, root: Path, store: Store) -> None:
+        self._root = root
+        self._store = store
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, name: str | None = None) -> Project:
+        """Make a new project in ``path`` (an empty or new folder); an existing project is opened."""
+        root = Path(path).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise StudioError(f"{root} is a file, not a folder for a project")
+        if not (root / DATABASE_NAME).exists():
+            if root.is_dir() and any(root.iterdir()):
+                raise StudioError(
+                    f"{root} is not empty and is not a studio project; choose an empty or new folder"
+                )
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StudioError(
+                    f"cannot create the project folder {root}: {error.strerror or error}"
+                ) from error
+        return cls._open(root, name)
+
+    @classmethod
+    def open(cls, path: Path) -> Project:
+        """Open an existing project; leftovers of crashed copies are cleared away."""
+        root = Path(path).expanduser().resolve()
+        if not root.is_dir() or not (root / DATABASE_NAME).is_file():
+            raise StudioError(f"{root} is not a studio project (no {DATABASE_NAME})")
+        return cls._open(root)
+
+    @classmethod
+    def open_or_create(cls, path: Path) -> Project:
+        """The project in ``path``, made first if the folder is new or empty."""
+        return cls.create(path)
+
+    @classmethod
+    def _open(cls, root: Path, name: str | None = None) -> Project:
+        # create=True: a studio.sqlite left empty by a creation cut short is finished, not refused.
+        store = Store.open(root / DATABASE_NAME, create=True)
+        project = cls(root, store)
+        try:
+            project._repair((name or "").strip() or root.name)
+        except BaseException:
+            store.close()
+            raise
+        return project
+
+    def _repair(self, name: str) -> None:
+        """Finish what a crash may have cut short: a missing project row, folders, staging copies."""
+        if self._store.find_project() is None:
+            self._store.set_project(name, __version__)
+        for folder in (self.artifacts_dir, self.logs_dir):
+            folder.mkdir(exist_ok=True)
+        remove_stale_staging(self.artifacts_dir)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Project({str(self._root)!r})"
+
+    # -- places --------------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def database_path(self) -> Path:
+        return self._root / DATABASE_NAME
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self._root / ARTIFACTS_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where job logs go, one file per job."""
+        return self._root / LOGS_DIR
+
+    def artifact_dir(self, sha: str) -> Path:
+        if not _SHA256.fullmatch(sha):
+            raise StudioError(f"'{sha}' is not an artifact id (a sha256 in hex)")
+        return self.artifacts_dir / sha
+
+    def version_files_dir(self, version: ModelVersion) -> Path:
+        return self.artifact_dir(version.artifact)
+
+    def version_path(self, version: ModelVersion) -> Path:
+        """The version's main file (the one a loader opens), inside its artifact folder."""
+        return self.version_files_dir(version) / version.main_file
+
+    # -- artifacts -----------------------------------------------------------------------------
+
+    def store_artifact(self, sources: Sequence[tuple[Path, str]]) -> str:
+        """Copy files into the project as one content-addressed folder; return its sha256.
+
+        ``sources`` pairs each file on disk with its name inside the folder. Everything is checked
+        before anything is written; the folder appears under its sha only once it is complete.
+        """
+        entries = _checked_sources(sources)
+        with staging_dir(self.artifacts_dir) as staging:
+            digests = [(name, _copy_into(source, staging, name)) for source, name in entries]
+            sha = artifact_digest(digests)
+            os.chmod(staging, 0o755)  # the staging folder is private; the stored one is not
+            _fsync_tree(staging)
+            self._place(staging, sha)
+        _fsync_dir(self.artifacts_dir)
+        return sha
+
+    def _place(self, staging: Path, sha: str) -> None:
+        """Rename a complete staging folder to its sha, keeping an intact copy already there."""
+        final = self.artifacts_dir / sha
+        if final.is_dir() and self.verify_artifact(sha):
+            return  # the same files are stored already; the staging copy is discarded
+        try:
+            if final.exists():  # a damaged copy: move it aside in one step, then put the good one in
+                aside = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}damaged-", dir=self.artifacts_dir))
+                os.rename(final, aside / sha)
+                shutil.rmtree(aside, ignore_errors=True)
+            os.rename(staging, final)
+        except OSError as error:
+            if final.is_dir() and self.verify_artifact(sha):
+                return  # another studio stored the same files at the same moment
+            raise StudioError(f"cannot store model files in {self.artifacts_dir}: {error}") from error
+
+    def verify_artifact(self, sha: str) -> bool:
+        """Whether the folder still holds exactly the files it was stored with."""
+        folder = self.artifact_dir(sha)
+        try:
+            return folder.is_dir() and hash_folder(folder) == sha
+        except OSError:
+            return False
+
+
+# -- names and hashes ------------------------------------------------------------------------------
+
+
+def check_artifact_name(name: str) -> str:
+    """A file name inside an artifact folder: relative, forward slashes, no way out of the folder."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if (
+        not parts
+        or any(part in ("", ".", "..") for part in parts)
+        or any(bad in name for bad in ("\\", ":", "\x00"))
+    ):
+        raise StudioError(f"{name!r} is not a plain relative file name inside a model folder")
+    return name
+
+
+def artifact_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """The folder's sha256: over sorted lines "name<TAB>sha256(file)<LF>"."""
+    lines = "".join(f"{name}\t{digest}\n" for name, digest in sorted(entries))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def hash_folder(folder: Path) -> str:
+    """Rehash a stored folder the way ``store_artifact`` hashed it (links are never stored)."""
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            raise OSError(f"{path} is a link")
+        if path.is_file():
+            entries.append((path.relative_to(folder).as_posix(), sha256_file(path)))
+    return artifact_digest(entries)
+
+
+def remove_stale_staging(artifacts_dir: Path, *, older_than: float = STALE_STAGING_SECONDS) -> int:
+    """Delete staging folders left by crashed copies; recent ones may belong to a live writer."""
+    removed = 0
+    if not artifacts_dir.is_dir():
+        return removed
+    now = time.time()
+    for entry in artifacts_dir.glob(f"{STAGING_PREFIX}*"):
+        try:
+            if now - _newest_mtime(entry) < older_than:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:  # gone already, or not ours to remove: try again at the next open
+            continue
+        removed += 1
+    return removed
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _checked_sources(sources: Sequence[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    if not sources:
+        raise StudioError("a model needs at least one file")
+    entries = [(Path(source), check_artifact_name(name)) for source, name in sources]
+    _check_unique_names([name for _, name in entries])
+    for source, _ in entries:
+        if not source.is_file():
+            raise StudioError(f"{source} does not exist or is not a file")
+    return entries
+
+
+def _check_unique_names(names: list[str]) -> None:
+    """Two names that one file system would take for the same file (or a file and a folder) clash."""
+    folded = [name.casefold() for name in names]
+    folders = {"/".join(name.split("/")[:i]) for name in folded for i in range(1, name.count("/") + 1)}
+    for name, key in zip(names, folded, strict=True):
+        if folded.count(key) > 1 or key in folders:
+            raise StudioError(f"the file name {name!r} clashes with another one in the same model folder")
+
+
+def _copy_into(source: Path, folder: Path, name: str) -> str:
+    """Copy one file, hashing the bytes as they are written; return their sha256."""
+    target = folder / name
+    digest = hashlib.sha256()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as fin, open(target, "xb") as fout:
+            while chunk := fin.read(_CHUNK):
+                digest.update(chunk)
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+    except OSError as error:
+        raise StudioError(f"cannot copy {source} into the project: {error.strerror or error}") from error
+    return digest.hexdigest()
+
+
+def _newest_mtime(entry: Path) -> float:
+    newest = entry.lstat().st_mtime
+    if entry.is_dir() and not entry.is_symlink():
+        for folder, _, files in os.walk(entry):
+            for name in files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+                except OSError:
+                    continue
+    return newest
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not every platform lets a folder be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Make the folder entries durable before the rename publishes them."""
+    for path, _, _ in os.walk(folder):
+        _fsync_dir(Path(path))

@@ -17,11 +17,19 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio import __version__
 from studio.api import StudioError
 from studio.core.files import sha256_file, staging_dir
-from studio.store import ModelVersion, Store
+from studio.store import Measurement, ModelVersion, Store
+
+if TYPE_CHECKING:
+    from studio.core.benchmark import BenchmarkSettings
+    from studio.core.data import DatasetSpec
+    from studio.core.graph import ModelInfo
+    from studio.core.models import ModelFiles
+    from studio.versions import CheckedModel
 
 DATABASE_NAME = "studio.sqlite"
 ARTIFACTS_DIR = "artifacts"
@@ -71,9 +79,9 @@ class Project:
         return cls._open(root)
 
     @classmethod
-    def open_or_create(cls, path: Path) -> Project:
+    def open_or_create(cls, path: Path, name: str | None = None) -> Project:
         """The project in ``path``, made first if the folder is new or empty."""
-        return cls.create(path)
+        return cls.create(path, name)
 
     @classmethod
     def _open(cls, root: Path, name: str | None = None) -> Project:
@@ -141,6 +149,142 @@ class Project:
     def version_path(self, version: ModelVersion) -> Path:
         """The version's main file (the one a loader opens), inside its artifact folder."""
         return self.version_files_dir(version) / version.main_file
+
+    # -- models --------------------------------------------------------------------------------
+
+    def import_model(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        weights: Path | None = None,
+        trust: bool = False,
+        input_shapes: list[tuple[int, ...]] | None = None,
+    ) -> ModelVersion:
+        """Copy a model file into the project as a new root version (or the one already holding it).
+
+        The file is read end to end first; a refused file leaves the project untouched.
+        """
+        from studio.versions import check_model_file
+
+        checked = check_model_file(path, weights=weights, trust=trust, input_shapes=input_shapes)
+        return self.add_checked_model(checked, name=name)
+
+    def add_checked_model(
+        self,
+        checked: CheckedModel,
+        *,
+        name: str | None = None,
+        parent: ModelVersion | None = None,
+        technique: str = "import",
+        technique_params: dict | None = None,
+        notes: str = "",
+    ) -> ModelVersion:
+        sources = checked.files.sources()
+        sha = self.store_artifact(sources)
+        if parent is None and technique == "import":
+            existing = self._store.find_version_by_artifact(sha)
+            if existing is not None:
+                return existing  # the same files imported again: one version, not two
+        info, files = checked.info, checked.files
+        weights_name = sources[-1][1] if files.weights is not None else None
+        return self._store.add_version(
+            name=name or files.main.stem,
+            format=files.format.value,
+            artifact=sha,
+            main_file=sources[0][1],
+            files=[n for _, n in sources],
+            size_bytes=info.size_bytes,
+            parent_id=None if parent is None else parent.id,
+            weights_file=weights_name,
+            params=info.params,
+            macs=info.macs,
+            inputs=info.inputs,
+            outputs=info.outputs,
+            technique=technique,
+            technique_params=technique_params or {},
+            source_path=str(files.main.resolve()) if technique == "import" else None,
+            source_sha256=checked.source_sha256,
+            trusted=checked.trusted,
+            notes=notes,
+        )
+
+    def find_model(
+        self,
+        ref: str | Path,
+        *,
+        weights: Path | None = None,
+        trust: bool = False,
+        input_shapes: list[tuple[int, ...]] | None = None,
+    ) -> ModelVersion:
+        """A version by id or name; a model file is imported first (or found, if it already was)."""
+        from studio.versions import looks_like_path
+
+        text = str(ref)
+        if isinstance(ref, Path) or looks_like_path(text):
+            return self.import_model(Path(text), weights=weights, trust=trust, input_shapes=input_shapes)
+        return self._store.find_version(text)
+
+    def model_files(self, version: ModelVersion) -> ModelFiles:
+        from studio.versions import files_of
+
+        return files_of(version, self.version_files_dir(version))
+
+    def inspect(self, version: ModelVersion) -> ModelInfo:
+        from studio.core.graph import inspect_model
+        from studio.core.trust import is_model_trusted
+        from studio.versions import input_shapes_of
+
+        files = self.model_files(version)
+        return inspect_model(files, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))
+
+    # -- measurements --------------------------------------------------------------------------
+
+    def measure(
+        self,
+        version: ModelVersion,
+        *,
+        dataset: DatasetSpec | None = None,
+        settings: BenchmarkSettings | None = None,
+        reference: ModelVersion | None = None,
+    ) -> Measurement:
+        """Measure a version in a separate process and record the result as a new row."""
+        from studio.core.benchmark import BenchmarkSettings
+        from studio.measurements import measure_and_record
+
+        return measure_and_record(
+            self._store,
+            version,
+            self.model_files(version),
+            dataset=dataset,
+            settings=settings or BenchmarkSettings(),
+            reference=None if reference is None else (reference, self.model_files(reference)),
+        )
+
+    def measurement_report(self, measurement: Measurement) -> dict:
+        from studio.measurements import measurement_report
+
+        version = self._store.get_version(measurement.version_id)
+        dataset = None if measurement.dataset_id is None else self._store.get_dataset(measurement.dataset_id)
+        return measurement_report(measurement, version, dataset)
+
+    def summary(self) -> dict:
+        """Every version with its lineage and its latest measurement: what `studio versions` shows."""
+        latest: dict[int, Measurement] = {}
+        for m in self._store.list_measurements():
+            latest[m.version_id] = m
+        return {
+            "project": {"path": str(self._root), **self._store.project().to_dict()},
+            "versions": [
+                {
+                    **v.to_dict(),
+                    "latest_measurement": None
+                    if v.id not in latest
+                    else self.measurement_report(latest[v.id]),
+                }
+                for v in self._store.list_versions()
+            ],
+        }
 
     # -- artifacts -----------------------------------------------------------------------------
 

@@ -1,0 +1,318 @@
+"""The `studio` command line: everything the window does, headless, with `--json` for scripts.
+
+Handlers stay thin: they parse, call the project API, and print. A problem the user can fix
+is one sentence on stderr and exit code 2; nothing is written to the project in that case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from studio import __version__
+from studio.api import StudioError
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args) or 0
+    except StudioError as exc:
+        print(f"studio: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("studio: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="studio", description="Make neural networks smaller and faster, and measure what it cost."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared argument groups
+
+
+def _project_arg(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument("--project", type=Path, required=required, metavar="DIR", help="the project folder")
+
+
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights", type=Path, help="state_dict (.pt) or .safetensors for an architecture .py file"
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow loading this file even though that runs code from it (recorded with its sha256)",
+    )
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        type=_shape,
+        metavar="N,C,H,W",
+        help="input shape for models that do not record one (repeat for several inputs)",
+    )
+
+
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DATASET", help="'digits', a .npz, an image folder or a .csv")
+    p.add_argument("--image-size", type=_size, metavar="HxW", help="resize images of a folder dataset")
+    p.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="normalisation mean for images")
+    p.add_argument("--std", type=_floats, metavar="S[,S,S]", help="normalisation std for images")
+    p.add_argument("--grayscale", action="store_true", help="read images as one channel")
+    p.add_argument("--label-column", metavar="NAME", help="label column of a CSV dataset")
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a shape like 1,3,224,224") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a shape of positive sizes")
+    return dims
+
+
+def _size(text: str) -> tuple[int, int]:
+    dims = _shape(text)
+    if len(dims) != 2:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an image size like 28x28")
+    return dims[0], dims[1]
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of numbers") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _dataset_spec(args: argparse.Namespace):
+    from studio.core.data import DatasetSpec
+
+    if not args.data:
+        return None
+    return DatasetSpec(
+        source=args.data,
+        image_size=args.image_size,
+        mean=args.mean,
+        std=args.std,
+        grayscale=args.grayscale,
+        label_column=args.label_column,
+    )
+
+
+def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(text(payload))
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _register_import(sub) -> None:
+    p = sub.add_parser("import", help="copy a model into a project and record it as a version")
+    p.add_argument("model", type=Path, metavar="MODEL")
+    _project_arg(p)
+    p.add_argument("--name", help="version name (default: the file name)")
+    _model_args(p)
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_import)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from studio.cli_views import version_text
+    from studio.project import Project
+    from studio.versions import check_model_file
+
+    # Read the whole file before the project folder is even created: a refusal writes nothing.
+    checked = check_model_file(
+        args.model, weights=args.weights, trust=args.trust, input_shapes=args.input_shape
+    )
+    with Project.open_or_create(args.project) as project:
+        version = project.add_checked_model(checked, name=args.name)
+        _emit(args, version.to_dict(), version_text)
+    return 0
+
+
+def _register_info(sub) -> None:
+    p = sub.add_parser("info", help="inputs, outputs, parameters, operators and the layer table of a model")
+    p.add_argument("model", metavar="MODEL|VERSION", help="a model file, or a version id or name")
+    _project_arg(p, required=False)
+    _model_args(p)
+    p.add_argument("--layers", type=int, default=None, metavar="N", help="show only the N heaviest layers")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_info)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from studio.cli_views import info_text
+    from studio.project import Project
+    from studio.versions import inspect_file
+
+    if args.project is None:
+        info = inspect_file(
+            Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
+        )
+    else:
+        with Project.open(args.project) as project:
+            version = project.find_model(
+                args.model, weights=args.weights, trust=args.trust, input_shapes=args.input_shape
+            )
+            info = project.inspect(version)
+    payload = info.to_dict()
+    _emit(args, payload, lambda d: info_text(d, limit=args.layers))
+    return 0
+
+
+def _register_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measure accuracy, fidelity, size and latency; stored in the project")
+    p.add_argument("model", metavar="MODEL|VERSION", help="a model file (imported first), or a version")
+    _project_arg(p)
+    _dataset_args(p)
+    _model_args(p)
+    p.add_argument("--reference", metavar="VERSION", help="compare outputs with this version (fidelity)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
+    p.add_argument("--batch", type=int, default=1, help="batch size for latency (default: 1)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
+    p.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime")
+    p.add_argument("--min-runs", type=_positive_int, default=50, help="at least this many timed runs")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from studio.cli_views import measurement_text
+    from studio.core.benchmark import BenchmarkSettings
+    from studio.core.data import bind
+    from studio.core.runtime import parse_device
+    from studio.project import Project
+    from studio.versions import check_model_file, looks_like_path
+
+    settings = BenchmarkSettings(
+        runtime=args.runtime,
+        device=parse_device(args.device),
+        batch=args.batch,
+        threads=args.threads,
+        min_runs=args.min_runs,
+        min_seconds=args.min_seconds,
+    )
+    settings.validate()
+    dataset = _dataset_spec(args)
+    data = dataset.load() if dataset is not None else None  # a bad dataset is refused before any write
+    checked = None
+    if looks_like_path(args.model):
+        checked = check_model_file(
+            Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
+        )
+    elif not (args.project / "studio.sqlite").is_file():
+        raise StudioError(f"{args.project} is not a studio project (no studio.sqlite)")
+    if checked is not None and data is not None:
+        bind(data, checked.info.inputs)
+    with Project.open_or_create(args.project) as project:
+        reference = project.find_model(args.reference) if args.reference else None
+        if checked is None:
+            version = project.find_model(args.model)
+            if data is not None:
+                bind(data, list(version.inputs))
+        else:
+            version = project.add_checked_model(checked)
+        measurement = project.measure(version, dataset=dataset, settings=settings, reference=reference)
+        _emit(args, project.measurement_report(measurement), measurement_text)
+    return 0
+
+
+def _register_devices(sub) -> None:
+    p = sub.add_parser("devices", help="CPUs, CUDA GPUs, ONNX Runtime providers and TensorRT on this machine")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_devices)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from studio.cli_views import devices_text
+    from studio.core.hardware import describe
+
+    _emit(args, describe(), devices_text)
+    return 0
+
+
+def _register_versions(sub) -> None:
+    p = sub.add_parser("versions", help="the project's model versions, as a lineage tree with key figures")
+    _project_arg(p)
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_versions)
+
+
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from studio.cli_views import versions_text
+    from studio.project import Project
+
+    with Project.open(args.project) as project:
+        _emit(args, project.summary(), versions_text)
+    return 0
+
+
+def _register_demo(sub) -> None:
+    p = sub.add_parser("demo", help="make a demo project from the shipped digits model, measure it, show it")
+    p.add_argument("--headless", action="store_true", help="do not open the window; print the results")
+    _project_arg(p, required=False)
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from studio.cli_views import demo_text
+    from studio.demo import run_demo
+
+    result = run_demo(args.project, progress=None if args.json else _stderr_line)
+    _emit(args, result, demo_text)
+    return 0
+
+
+def _stderr_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+_COMMANDS = [
+    _register_demo,
+    _register_import,
+    _register_info,
+    _register_bench,
+    _register_versions,
+    _register_devices,
+]

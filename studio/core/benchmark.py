@@ -1,0 +1,471 @@
+"""Latency, throughput and the full measurement of one model version.
+
+A measurement runs in a fresh process (`measure`), so that whatever else the caller is doing,
+its threads, allocations and imported libraries do not leak into the figures. Every version of
+a model is timed on the same fixed batch (the first samples of the validation split) and scored
+on the same validation samples, so that their numbers can be compared row by row.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import re
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from studio.api import StudioError
+from studio.core.data import Dataset, DatasetSpec, bind
+from studio.core.evaluate import accuracy, fidelity, fixed_batch, predict
+from studio.core.hardware import environment, physical_cores
+from studio.core.models import ModelFiles, ModelFormat, TensorSpec
+
+if TYPE_CHECKING:
+    from studio.core.runtime import Runner
+
+log = logging.getLogger(__name__)
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+EVAL_BATCH = 64
+RANDOM_FIDELITY_SAMPLES = 32  # fidelity without a dataset: this many seeded random samples
+
+
+@dataclass
+class BenchmarkSettings:
+    """How to time a model. ``threads=None`` means one per physical core."""
+
+    runtime: str = "onnxruntime"
+    device: str = "cpu"
+    batch: int = 1
+    threads: int | None = None
+    warmup: int = 10
+    min_runs: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 60.0
+
+    def validate(self) -> BenchmarkSettings:
+        """Refuse impossible settings before any process is started or any model opened."""
+        checks = [
+            (self.batch >= 1, "batch must be at least 1"),
+            (self.threads is None or self.threads >= 1, "threads must be at least 1"),
+            (self.warmup >= 0, "warm-up runs cannot be negative"),
+            (self.min_runs >= 1, "the minimum number of runs must be at least 1"),
+            (self.min_seconds >= 0, "the minimum time cannot be negative"),
+            (self.max_seconds > 0, "the maximum time must be more than 0 seconds"),
+            (
+                self.max_seconds >= self.min_seconds,
+                "the maximum time cannot be shorter than the minimum time",
+            ),
+            (bool(self.runtime), "a runtime must be named"),
+            (
+                _DEVICE.fullmatch(self.device) is not None,
+                f"unknown device '{self.device}'; use cpu or cuda:N",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise StudioError(message)
+        return self
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Per-run latency in milliseconds; one run is one batch of ``batch`` samples."""
+
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    runs: int
+    batch: int = 1
+
+    @classmethod
+    def from_durations(cls, durations_ns: list[int], batch: int = 1) -> LatencyStats:
+        if not durations_ns:
+            raise StudioError("no timed runs to summarise")
+        ms = np.asarray(durations_ns, dtype=np.float64) / 1e6
+        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        return cls(
+            p50=float(p50),
+            p90=float(p90),
+            p99=float(p99),
+            mean=float(ms.mean()),
+            std=float(ms.std()),
+            min=float(ms.min()),
+            max=float(ms.max()),
+            runs=len(ms),
+            batch=batch,
+        )
+
+    @property
+    def throughput_per_s(self) -> float:
+        return self.batch * 1000.0 / self.mean if self.mean > 0 else float("inf")
+
+    def latency_ms(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if k not in ("runs", "batch")}
+
+
+def time_runner(runner: Runner, feeds: dict[str, np.ndarray], settings: BenchmarkSettings) -> LatencyStats:
+    """Warm up, then run until both ``min_runs`` and ``min_seconds`` are reached (or ``max_seconds``).
+
+    The loop does nothing but call the runner and read the clock, and the garbage collector is
+    paused, so the figures are the runtime's and not the studio's.
+    """
+    settings.validate()
+    run, clock = runner.run, time.perf_counter_ns
+    for _ in range(settings.warmup):
+        run(feeds)
+    min_runs = settings.min_runs
+    min_ns, max_ns = int(settings.min_seconds * 1e9), int(settings.max_seconds * 1e9)
+    durations: list[int] = []
+    append = durations.append
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = clock()
+        while True:
+            t0 = clock()
+            run(feeds)
+            t1 = clock()
+            append(t1 - t0)
+            elapsed = t1 - start
+            if (elapsed >= min_ns and len(durations) >= min_runs) or elapsed >= max_ns:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return LatencyStats.from_durations(durations, settings.batch)
+
+
+# What to measure -------------------------------------------------------------------------------
+
+
+class ModelRef(BaseModel):
+    """Enough to find a model's files again in another process, and how to open it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    main: str
+    format: ModelFormat
+    extra: tuple[str, ...] = ()
+    weights: str | None = None
+    trusted: bool = False
+    input_shapes: tuple[tuple[int, ...], ...] | None = None  # one full shape per input, in order
+
+    @classmethod
+    def of(
+        cls,
+        files: ModelFiles,
+        *,
+        trusted: bool = False,
+        input_shapes: Sequence[tuple[int, ...]] | None = None,
+    ) -> ModelRef:
+        return cls(
+            main=str(files.main),
+            format=files.format,
+            extra=tuple(str(p) for p in files.extra),
+            weights=None if files.weights is None else str(files.weights),
+            trusted=trusted,
+            input_shapes=None if input_shapes is None else tuple(tuple(s) for s in input_shapes),
+        )
+
+    def files(self) -> ModelFiles:
+        return ModelFiles(
+            main=Path(self.main),
+            format=self.format,
+            extra=tuple(Path(p) for p in self.extra),
+            weights=None if self.weights is None else Path(self.weights),
+        )
+
+
+class MeasurementRequest(BaseModel):
+    """One measurement: a model version, optionally a dataset and a reference to compare with.
+
+    The split (``seed``, ``validation_fraction``) is part of the request so that every version
+    of a project is scored on the same samples.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelRef
+    dataset: DatasetSpec | None = None
+    reference: ModelRef | None = None
+    settings: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    seed: int = 0
+    validation_fraction: float = 0.2
+
+
+# Running it in a separate process --------------------------------------------------------------
+
+
+def measure(request: MeasurementRequest, *, timeout: float | None = None) -> dict:
+    """`measure_here` in a fresh spawned process; its errors come back as the same StudioError."""
+    request.settings.validate()
+    ctx = multiprocessing.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(
+        target=_child_main, args=(request.model_dump(mode="json"), writer), name="studio-measure"
+    )
+    proc.start()
+    writer.close()  # the child holds the only writer, so its death reads as end-of-file here
+    try:
+        message = _wait_for_result(proc, reader, timeout)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        reader.close()
+    return _unpack(message)
+
+
+def _wait_for_result(
+    proc: multiprocessing.process.BaseProcess, reader: Connection, timeout: float | None
+) -> tuple:
+    ready = wait([reader, proc.sentinel], timeout)
+    if not ready:
+        raise StudioError(f"the measurement took longer than {timeout:g} s and was stopped")
+    if reader in ready or reader.poll(0):
+        try:
+            return reader.recv()
+        except EOFError:
+            pass
+    proc.join()
+    raise StudioError(f"the measurement process {_exit_reason(proc.exitcode)}")
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code} before reporting a result"
+
+
+def _child_main(data: dict, writer: Connection) -> None:
+    try:
+        message: tuple = ("ok", measure_here(MeasurementRequest.model_validate(data)))
+    except StudioError as exc:
+        message = ("error", type(exc).__module__, type(exc).__qualname__, str(exc))
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        message = ("crash", f"{type(exc).__name__}: {first_line}", traceback.format_exc())
+    writer.send(message)
+    writer.close()
+
+
+def _unpack(message: tuple) -> dict:
+    kind = message[0]
+    if kind == "ok":
+        return message[1]
+    if kind == "error":
+        _, module, qualname, text = message
+        raise _error_class(module, qualname)(text)
+    _, short, trace = message
+    log.error("measurement failed in its process:\n%s", trace)
+    raise StudioError(f"the measurement failed: {short}")
+
+
+def _error_class(module: str, qualname: str) -> type[StudioError]:
+    """The child's error class when this process knows it, else StudioError; never imports code."""
+    found = getattr(sys.modules.get(module), qualname, None)
+    if isinstance(found, type) and issubclass(found, StudioError):
+        return found
+    return StudioError
+
+
+# Running it here -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scores:
+    accuracy: dict | None = None
+    fidelity: dict | None = None
+    samples: int = 0
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)  # what fidelity compared on
+
+
+def measure_here(request: MeasurementRequest) -> dict:
+    """Accuracy, fidelity and latency of one model version in this process."""
+    settings = request.settings.validate()
+    threads = settings.threads or physical_cores()
+    dataset = request.dataset.load() if request.dataset is not None else None
+    validation = None
+    if dataset is not None:
+        validation = dataset.split(
+            "validation", seed=request.seed, validation_fraction=request.validation_fraction
+        )
+    scores = _Scores()
+    with _opened(request.model, settings.runtime, settings, threads) as runner:
+        _check_batch(runner.inputs, settings.batch)
+        feeds = bind(validation, runner.inputs) if validation is not None else None
+        outputs = _score(runner, feeds, validation, request, scores)
+        shapes = request.model.input_shapes
+        timing_feeds = (
+            _first(feeds, settings.batch)
+            if feeds
+            else random_feeds(runner.inputs, settings.batch, input_shapes=shapes)
+        )
+        stats = time_runner(runner, timing_feeds, settings)
+        runtime, device, provider = runner.runtime, runner.device, _provider(runner)
+    if request.reference is not None:
+        scores.fidelity = _fidelity(request.reference, validation, scores, outputs, settings, threads)
+    where = {"runtime": runtime, "device": device, "provider": provider}
+    return _result(request, settings, threads, dataset, scores, stats, where)
+
+
+def _score(runner, feeds, validation: Dataset | None, request: MeasurementRequest, scores: _Scores):
+    """The model's outputs on the evaluation samples, and accuracy where there are labels."""
+    if feeds is None:
+        if request.reference is None:
+            return None
+        n = fixed_batch(runner.inputs) or RANDOM_FIDELITY_SAMPLES
+        feeds = random_feeds(runner.inputs, n, seed=1, input_shapes=request.model.input_shapes)
+    elif validation.labels is None and request.reference is None:
+        return None
+    outputs = predict(runner, feeds, batch_size=EVAL_BATCH)
+    scores.samples, scores.inputs = len(outputs), feeds
+    if validation is not None and validation.labels is not None:
+        scores.accuracy = accuracy(outputs, validation.labels)
+    return outputs
+
+
+def _fidelity(ref: ModelRef, validation, scores: _Scores, outputs, settings: BenchmarkSettings, threads: int):
+    runtime = "torch" if ref.format.is_torch else "onnxruntime"
+    with _opened(ref, runtime, settings, threads) as reference:
+        if validation is not None:
+            feeds = bind(validation, reference.inputs)
+        else:
+            feeds = _rename(scores.inputs, reference.inputs)
+        return fidelity(outputs, predict(reference, feeds, batch_size=EVAL_BATCH))
+
+
+def _result(request, settings, threads, dataset, scores, stats: LatencyStats, where: dict) -> dict:
+    from studio.core.graph import inspect_model
+
+    files = request.model.files()
+    info = inspect_model(files, trusted=request.model.trusted, input_shapes=request.model.input_shapes)
+    return {
+        "accuracy": scores.accuracy,
+        "fidelity": scores.fidelity,
+        "latency_ms": stats.latency_ms(),
+        "runs": stats.runs,
+        "throughput_per_s": stats.throughput_per_s,
+        "size_bytes": int(info.size_bytes),
+        "params": int(info.params),
+        **where,
+        "batch": settings.batch,
+        "threads": threads,
+        "warmup": settings.warmup,
+        "samples": scores.samples,
+        "dataset": None if dataset is None else dataset.name,
+        "dataset_fingerprint": None if dataset is None else dataset.fingerprint(),
+        "dataset_samples": None if dataset is None else len(dataset),
+        "split": None
+        if dataset is None
+        else {"part": "validation", "seed": request.seed, "validation_fraction": request.validation_fraction},
+        "environment": environment(),
+    }
+
+
+@contextmanager
+def _opened(ref: ModelRef, runtime: str, settings: BenchmarkSettings, threads: int) -> Iterator:
+    from studio.core.runtime import open_runner
+
+    runner = open_runner(
+        ref.files(),
+        runtime=runtime,
+        device=settings.device,
+        threads=threads,
+        trusted=ref.trusted,
+        input_shapes=ref.input_shapes,
+    )
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+def _provider(runner) -> str:
+    provider = getattr(runner, "provider", None)
+    if provider:
+        return str(provider)
+    if runner.runtime == "onnxruntime":
+        return "CUDAExecutionProvider" if runner.device.startswith("cuda") else "CPUExecutionProvider"
+    return runner.runtime
+
+
+def _check_batch(inputs: list[TensorSpec], batch: int) -> None:
+    fixed = fixed_batch(inputs)
+    if fixed is not None and fixed != batch:
+        raise StudioError(
+            f"the model was exported for batches of exactly {fixed}, so it cannot be timed at batch {batch}"
+        )
+
+
+def _first(feeds: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """The first ``batch`` samples, repeated when there are fewer: the same inputs for every version."""
+    n = len(next(iter(feeds.values())))
+    idx = np.arange(batch) % n
+    return {k: np.ascontiguousarray(v[idx]) for k, v in feeds.items()}
+
+
+def _rename(feeds: dict[str, np.ndarray], inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    """The same arrays for another model: by name, else by position."""
+    if all(spec.name in feeds for spec in inputs):
+        return {spec.name: feeds[spec.name] for spec in inputs}
+    if len(inputs) != len(feeds):
+        raise StudioError("the reference model takes different inputs; give a dataset to compare them on")
+    return {spec.name: array for spec, array in zip(inputs, feeds.values(), strict=True)}
+
+
+def random_feeds(
+    inputs: list[TensorSpec],
+    batch: int,
+    *,
+    seed: int = 0,
+    input_shapes: Sequence[tuple[int, ...]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Seeded stand-in inputs for timing without a dataset.
+
+    Floats are standard normal; integer inputs are zeros (a valid token, type or position id
+    in any vocabulary) except masks, which are ones so that no sample is masked out entirely.
+    Sizes the model leaves open are taken from ``input_shapes`` (one full shape per input, in
+    order, as the user gave them for the model).
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for i, spec in enumerate(inputs):
+        given = input_shapes[i] if input_shapes and i < len(input_shapes) else None
+        dims = tuple(given[1:] if given else spec.shape[1:])
+        unknown = [d for d in dims if not isinstance(d, int) or d < 0]
+        if unknown:
+            raise StudioError(
+                f"the model's input '{spec.name}' has a dimension '{unknown[0]}' of unknown size; "
+                "give a dataset so that it can be timed on real samples"
+            )
+        shape, dtype = (batch, *dims), np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == "b" or "mask" in spec.name.lower():
+            feeds[spec.name] = np.ones(shape, dtype=dtype)
+        else:
+            feeds[spec.name] = np.zeros(shape, dtype=dtype)
+    return feeds

@@ -1,0 +1,87 @@
+"""Between model files and project versions: check a file fully, then record it; find it again.
+
+Checking comes first and writes nothing: a file is recognised, its trust settled and its
+inputs, parameters and MACs read before the project is touched, so a refused import leaves
+the project exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.api import StudioError
+from studio.core.files import sha256_file
+from studio.core.graph import ModelInfo, inspect_model
+from studio.core.models import ModelFiles, ModelFormat, collect_files
+from studio.core.trust import grant, is_model_trusted
+from studio.store import ModelVersion
+
+# Formats whose files do not record an input shape: the version keeps the one the user gave.
+_SHAPELESS = (ModelFormat.TORCHSCRIPT, ModelFormat.TORCH_PICKLE)
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    """A model file that has been read end to end and may be added to a project."""
+
+    files: ModelFiles
+    info: ModelInfo
+    trusted: bool
+    source_sha256: str
+    input_shapes: tuple[tuple[int, ...], ...] | None
+
+
+def check_model_file(
+    path: Path,
+    *,
+    weights: Path | None = None,
+    trust: bool = False,
+    input_shapes: list[tuple[int, ...]] | None = None,
+) -> CheckedModel:
+    """Recognise, trust-check and inspect a model file; raises StudioError and writes nothing."""
+    path = Path(path).expanduser()
+    files = collect_files(path, weights=Path(weights).expanduser() if weights else None)
+    trusted = trust or is_model_trusted(files)
+    info = inspect_model(files, trusted=trusted, input_shapes=input_shapes)
+    if trust:
+        grant(files)  # the user's decision, remembered on this machine once the file proved loadable
+    shapes = tuple(tuple(s) for s in input_shapes) if input_shapes else None
+    return CheckedModel(files, info, trusted, sha256_file(files.main), shapes)
+
+
+def inspect_file(
+    path: Path,
+    *,
+    weights: Path | None = None,
+    trust: bool = False,
+    input_shapes: list[tuple[int, ...]] | None = None,
+) -> ModelInfo:
+    return check_model_file(path, weights=weights, trust=trust, input_shapes=input_shapes).info
+
+
+def files_of(version: ModelVersion, folder: Path) -> ModelFiles:
+    """The ModelFiles of a stored version, whose artifact folder is ``folder``."""
+    special = {version.main_file, version.weights_file}
+    return ModelFiles(
+        main=folder / version.main_file,
+        format=ModelFormat(version.format),
+        extra=tuple(Path(name) for name in version.files if name not in special),
+        weights=Path(version.weights_file) if version.weights_file else None,
+    )
+
+
+def input_shapes_of(version: ModelVersion) -> list[tuple[int, ...]] | None:
+    """Concrete input shapes for formats that need them given (symbolic batch → 1)."""
+    if ModelFormat(version.format) not in _SHAPELESS:
+        return None
+    return [tuple(d if isinstance(d, int) else 1 for d in spec.shape) for spec in version.inputs]
+
+
+def looks_like_path(ref: str) -> bool:
+    """A MODEL|VERSION argument names a file when it exists or clearly reads as a path."""
+    return Path(ref).expanduser().exists() or "/" in ref or "\\" in ref or Path(ref).suffix != ""
+
+
+def version_ref_error(ref: str) -> StudioError:
+    return StudioError(f"'{ref}' is neither a model file nor a version of this project")

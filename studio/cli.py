@@ -304,6 +304,146 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_optimize(sub) -> None:
+    p = sub.add_parser(
+        "optimize", help="apply one technique to a version; the result is a new, measured version"
+    )
+    p.add_argument("model", metavar="MODEL|VERSION", help="a model file (imported first), or a version")
+    p.add_argument("technique", help="a technique name (see `studio plugins`)")
+    _project_arg(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a technique parameter")
+    _dataset_args(p)
+    _model_args(p)
+    p.add_argument("--name", help="name of the new version")
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the step")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_optimize)
+
+
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    from studio.cli_views import outcome_text
+    from studio.core.runtime import parse_device
+    from studio.core.techniques import get_technique, parse_assignments, parse_params
+    from studio.optimizing import check_step, outcome_report, prepare_step, run_step
+    from studio.project import Project
+    from studio.versions import check_model_file, looks_like_path
+
+    device = parse_device(args.device)
+    technique = get_technique(args.technique)
+    params = parse_params(technique, parse_assignments(args.set))  # refused before anything else
+    dataset = _dataset_spec(args)
+    checked = None
+    if looks_like_path(args.model):
+        checked = check_model_file(
+            Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
+        )
+    elif not (args.project / "studio.sqlite").is_file():
+        raise StudioError(f"{args.project} is not a studio project (no studio.sqlite)")
+    if checked is not None:  # the step's own checks pass before the file is imported
+        check_step(
+            technique.name,
+            params,
+            format=checked.files.format.value,
+            inputs=checked.info.inputs,
+            dataset=dataset,
+        )
+    with Project.open_or_create(args.project) as project:
+        version = project.find_model(args.model) if checked is None else project.add_checked_model(checked)
+        step = prepare_step(project, version, technique.name, params, dataset)
+        outcome = run_step(
+            project,
+            step,
+            name=args.name,
+            device=device,
+            threads=args.threads,
+            on_progress=_progress_bar(args),
+        )
+        _finish_progress(args)
+        _emit(args, outcome_report(project, outcome), outcome_text)
+    return 0
+
+
+def _register_run(sub) -> None:
+    p = sub.add_parser("run", help="run a recipe: technique steps in order, each feeding the next")
+    p.add_argument("recipe", type=Path, metavar="RECIPE.yaml")
+    _project_arg(p)
+    p.add_argument("--model", metavar="VERSION", help="the version to start from (overrides the recipe's)")
+    p.add_argument(
+        "--data", metavar="DATASET", help="dataset for steps that name none (overrides the recipe's)"
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the steps")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from studio.cli_views import recipe_text
+    from studio.core.recipes import load_recipe
+    from studio.core.runtime import parse_device
+    from studio.optimizing import outcome_report, run_recipe
+    from studio.project import Project
+
+    device = parse_device(args.device)
+    recipe = load_recipe(args.recipe)  # every step validated before anything runs
+    start = args.model or recipe.model
+    if not start:
+        raise StudioError(f"{args.recipe} names no model to start from: add 'model:' or pass --model VERSION")
+    with Project.open(args.project) as project:
+        version = project.find_model(start)
+        reports = [
+            outcome_report(project, outcome)
+            for outcome in run_recipe(
+                project,
+                recipe,
+                version,
+                data=args.data,
+                device=device,
+                threads=args.threads,
+                on_progress=_progress_bar(args),
+            )
+        ]
+        _finish_progress(args)
+        _emit(args, {"recipe": str(args.recipe), "steps": reports}, recipe_text)
+    return 0
+
+
+def _register_plugins(sub) -> None:
+    p = sub.add_parser("plugins", help="the techniques this studio has, and any that failed to load")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_plugins)
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from studio.cli_views import plugins_text
+    from studio.core.techniques import discover
+
+    entries = [e.to_dict() for e in discover()]
+    _emit(args, {"techniques": entries}, plugins_text)
+    return 0
+
+
+def _progress_bar(args: argparse.Namespace):
+    """A one-line progress bar on a terminal's stderr; silent when output goes to a file."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float, message: str) -> None:
+        width = 30
+        done = int(round(fraction * width))
+        line = f"\r[{'#' * done}{'.' * (width - done)}] {100 * fraction:5.1f}% {message[:60]}"
+        sys.stderr.write(line.ljust(110))
+        sys.stderr.flush()
+
+    return show
+
+
+def _finish_progress(args: argparse.Namespace) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+
+
 def _stderr_line(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -313,6 +453,9 @@ _COMMANDS = [
     _register_import,
     _register_info,
     _register_bench,
+    _register_optimize,
+    _register_run,
     _register_versions,
+    _register_plugins,
     _register_devices,
 ]

@@ -166,3 +166,46 @@ def demo_text(result: dict) -> str:
         + versions_table(versions)
         + f"\n\nNext: studio info {baseline['id']} --project {result['project']}"
     )
+
+
+def _ratio(value: float | None, suffix: str = "×") -> str:
+    return "-" if value is None else f"{value:.2f}{suffix}"
+
+
+def outcome_text(o: dict) -> str:
+    lines = [f"v{o['id']}  {o['name']}  ← v{o['parent_id']} by {o['technique']}", f"  file     {o['path']}"]
+    before, after, r = o.get("parent_measurements"), o.get("measurements"), o.get("ratios")
+    if before and after and r:
+        rows = [
+            ("top-1", _accuracy_cell(before), _accuracy_cell(after), _points(r["accuracy_points"])),
+            (
+                "p50 latency ms",
+                f"{before['latency_ms']['p50']:.3f}",
+                f"{after['latency_ms']['p50']:.3f}",
+                _ratio(r["latency_p50"], "× faster"),
+            ),
+            ("size", human_bytes(before["size_bytes"]), human_bytes(after["size_bytes"]), _ratio(r["size"], "× smaller")),
+            ("params", human_count(before["params"]), human_count(after["params"]), _ratio(r["params"], "× fewer")),
+        ]
+        lines.append(table(["", "before", "after", "change"], rows, align="lrrr"))
+    for note in o.get("notes") or []:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f} points"
+
+
+def recipe_text(result: dict) -> str:
+    return "\n\n".join(outcome_text(step) for step in result["steps"])
+
+
+def plugins_text(result: dict) -> str:
+    rows = []
+    for t in result["techniques"]:
+        if t["ok"]:
+            rows.append((t["name"], t["title"], "/".join(t["accepts"]) + " → " + t["produces"], t["dataset"]))
+        else:
+            rows.append((t["name"], f"FAILED TO LOAD: {t['error']}", "-", "-"))
+    return table(["technique", "title", "takes → makes", "dataset"], rows, align="llll")

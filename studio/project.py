@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from studio.core.data import DatasetSpec
     from studio.core.graph import ModelInfo
     from studio.core.models import ModelFiles
+    from studio.optimizing import StepOutcome
     from studio.versions import CheckedModel
 
 DATABASE_NAME = "studio.sqlite"
@@ -179,6 +180,7 @@ class Project:
         technique: str = "import",
         technique_params: dict | None = None,
         notes: str = "",
+        details: dict | None = None,
     ) -> ModelVersion:
         sources = checked.files.sources()
         sha = self.store_artifact(sources)
@@ -207,6 +209,7 @@ class Project:
             source_sha256=checked.source_sha256,
             trusted=checked.trusted,
             notes=notes,
+            details=details,
         )
 
     def find_model(
@@ -237,6 +240,37 @@ class Project:
 
         files = self.model_files(version)
         return inspect_model(files, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))
+
+    def optimize(
+        self,
+        version: ModelVersion,
+        technique: str,
+        params: dict | None = None,
+        *,
+        dataset: DatasetSpec | None = None,
+        name: str | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+        on_progress=None,
+        should_cancel=None,
+    ) -> StepOutcome:
+        """Run one technique on a version in a worker process; record and measure the result.
+
+        Bad parameters, a format the technique does not take or a dataset that does not fit are
+        refused before any work starts; a step that fails leaves the project unchanged.
+        """
+        from studio.optimizing import prepare_step, run_step
+
+        step = prepare_step(self, version, technique, params, dataset)
+        return run_step(
+            self,
+            step,
+            name=name,
+            device=device,
+            threads=threads,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )
 
     # -- measurements --------------------------------------------------------------------------
 

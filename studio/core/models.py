@@ -29,7 +29,7 @@ from enum import Enum
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from studio.api import ModelFormatError, UntrustedFileError
+from studio.api import ModelFormatError, TensorSpec, UntrustedFileError
 from studio.core.files import atomic_path, sha256_file
 
 if TYPE_CHECKING:
@@ -47,22 +47,6 @@ class ModelFormat(str, Enum):
     @property
     def is_torch(self) -> bool:
         return self is not ModelFormat.ONNX
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One model input or output. Unknown or symbolic dimensions are strings ("batch") or None."""
-
-    name: str
-    shape: tuple[int | str | None, ...]
-    dtype: str  # numpy dtype name: "float32", "int64", ...
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TensorSpec:
-        return cls(d["name"], tuple(d["shape"]), d["dtype"])
 
 
 @dataclass(frozen=True)

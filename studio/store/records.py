@@ -73,6 +73,7 @@ class ModelVersion(_Record):
     trusted: bool
     created_at: datetime
     notes: str = ""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the technique reported
 
     @property
     def ref(self) -> str:

@@ -160,6 +160,7 @@ class Store:
         source_sha256: str | None = None,
         trusted: bool = False,
         notes: str = "",
+        details: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Record a new version whose files are already in the artifact folder ``artifact``."""
         name = name.strip()
@@ -188,6 +189,7 @@ class Store:
             source_sha256=source_sha256,
             trusted=trusted,
             notes=notes,
+            details=dict(details or {}),
             created_at=utcnow(),
         )
         with self._session() as session:
@@ -570,6 +572,7 @@ def _version_record(row: ModelVersionModel) -> ModelVersion:
         trusted=row.trusted,
         created_at=row.created_at,
         notes=row.notes,
+        details=dict(row.details or {}),
     )
 
 

@@ -1,0 +1,43 @@
+"""Techniques that misbehave on purpose, for testing that the studio keeps nothing of a failed step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from pydantic import Field
+
+from studio.api import Context, Params, Technique, TechniqueResult
+
+
+class CrashMidway(Technique):
+    name = "faulty.crash_midway"
+    title = "Crash midway"
+    help = "Writes a partial model, then fails: raising, dying by a signal, or hanging until cancelled."
+    accepts = ("onnx", "torch")
+    produces = "onnx"
+
+    class Params(Params):
+        how: str = Field("raise", pattern="^(raise|kill|hang)$", description="raise, kill or hang")
+
+    def run(self, params: Params, ctx: Context) -> TechniqueResult:
+        (ctx.output_dir / "model.onnx").write_bytes(ctx.model.onnx_path().read_bytes()[:100])
+        ctx.progress(0.5, "half way")
+        if params.how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        while params.how == "hang":
+            ctx.progress(0.5, "waiting to be cancelled")
+            time.sleep(0.05)
+        raise RuntimeError("the technique broke half way")
+
+
+class TorchOnly(Technique):
+    name = "faulty.torch_only"
+    title = "Takes PyTorch only"
+    help = "Accepts PyTorch models only; used to test format refusals."
+    accepts = ("torch",)
+    produces = "torch"
+
+    def run(self, params: Params, ctx: Context) -> TechniqueResult:
+        return TechniqueResult(ctx.save_torch(ctx.model.load_torch()))

@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for register in _COMMANDS:
         register(sub)
+    from studio.cli_share import COMMANDS as share_commands
+
+    for register in share_commands:
+        register(sub)
     return parser
 
 
@@ -217,6 +221,7 @@ def _register_bench(sub) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from studio.background import BackgroundJobs
     from studio.cli_views import measurement_text
     from studio.core.benchmark import BenchmarkSettings
     from studio.core.data import bind
@@ -252,7 +257,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 bind(data, list(version.inputs))
         else:
             version = project.add_checked_model(checked)
-        measurement = project.measure(version, dataset=dataset, settings=settings, reference=reference)
+        with BackgroundJobs(project, device=settings.device) as jobs:
+            measurement = project.measure(
+                version,
+                dataset=dataset,
+                settings=settings,
+                reference=reference,
+                jobs=jobs,
+                on_progress=_progress_bar(args),
+            )
+        _finish_progress(args)
         _emit(args, project.measurement_report(measurement), measurement_text)
     return 0
 
@@ -409,6 +423,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_jobs(sub) -> None:
+    p = sub.add_parser("jobs", help="the project's jobs; `studio jobs cancel ID` stops one")
+    p.add_argument("action", nargs="?", choices=["list", "cancel", "log"], default="list")
+    p.add_argument("job", nargs="?", type=int, metavar="ID", help="the job, for cancel and log")
+    _project_arg(p)
+    p.add_argument("--state", action="append", help="only jobs in this state (repeatable)")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_jobs)
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    from studio.cli_views import jobs_text
+    from studio.project import Project
+
+    with Project.open(args.project) as project:
+        store = project.store
+        if args.action == "list":
+            jobs = [j.to_dict() for j in store.list_jobs(args.state)]
+            _emit(args, {"jobs": jobs}, jobs_text)
+            return 0
+        if args.job is None:
+            raise StudioError(f"name the job to {args.action}: studio jobs {args.action} ID --project DIR")
+        job = store.get_job(args.job)
+        if args.action == "log":
+            path = Path(job.log_path) if job.log_path else None
+            text = path.read_text(errors="replace") if path and path.is_file() else ""
+            _emit(
+                args, {"id": job.id, "log_path": job.log_path, "log": text}, lambda d: d["log"] or "(no log)"
+            )
+            return 0
+        record = store.request_cancel(args.job)
+        _emit(args, record.to_dict(), lambda d: f"asked job {d['id']} ({d['state']}) to stop")
+    return 0
+
+
 def _register_plugins(sub) -> None:
     p = sub.add_parser("plugins", help="the techniques this studio has, and any that failed to load")
     _json_arg(p)
@@ -456,6 +505,7 @@ _COMMANDS = [
     _register_optimize,
     _register_run,
     _register_versions,
+    _register_jobs,
     _register_plugins,
     _register_devices,
 ]

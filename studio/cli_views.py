@@ -184,8 +184,18 @@ def outcome_text(o: dict) -> str:
                 f"{after['latency_ms']['p50']:.3f}",
                 _ratio(r["latency_p50"], "× faster"),
             ),
-            ("size", human_bytes(before["size_bytes"]), human_bytes(after["size_bytes"]), _ratio(r["size"], "× smaller")),
-            ("params", human_count(before["params"]), human_count(after["params"]), _ratio(r["params"], "× fewer")),
+            (
+                "size",
+                human_bytes(before["size_bytes"]),
+                human_bytes(after["size_bytes"]),
+                _ratio(r["size"], "× smaller"),
+            ),
+            (
+                "params",
+                human_count(before["params"]),
+                human_count(after["params"]),
+                _ratio(r["params"], "× fewer"),
+            ),
         ]
         lines.append(table(["", "before", "after", "change"], rows, align="lrrr"))
     for note in o.get("notes") or []:
@@ -209,3 +219,29 @@ def plugins_text(result: dict) -> str:
         else:
             rows.append((t["name"], f"FAILED TO LOAD: {t['error']}", "-", "-"))
     return table(["technique", "title", "takes → makes", "dataset"], rows, align="llll")
+
+
+def jobs_text(result: dict) -> str:
+    rows = []
+    for j in result["jobs"]:
+        what = j["technique"] or j["kind"]
+        target = f"v{j['input_version_id']}" if j["input_version_id"] else "-"
+        made = f"v{j['output_version_id']}" if j["output_version_id"] else "-"
+        detail = j["error"] or j["message"] or ""
+        rows.append(
+            (
+                j["id"],
+                what,
+                j["state"],
+                f"{100 * (j['progress'] or 0):.0f}%",
+                target,
+                made,
+                j["device"] or "-",
+                detail[:60],
+            )
+        )
+    if not rows:
+        return "no jobs yet"
+    return table(
+        ["job", "what", "state", "done", "input", "output", "device", "message"], rows, align="rllrllll"
+    )

@@ -6,6 +6,7 @@ turns versions into requests and results into rows, and rows into the report use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from studio.core.benchmark import BenchmarkSettings, MeasurementRequest, ModelRef, measure
@@ -76,12 +77,14 @@ def measure_and_record(
     dataset: DatasetSpec | None,
     settings: BenchmarkSettings,
     reference: tuple[ModelVersion, ModelFiles] | None = None,
+    run_job: Callable[[MeasurementRequest], dict] | None = None,
 ) -> Measurement:
+    """Measure (as a job through ``run_job`` when given, else in a spawned process) and record it."""
     ref = None if reference is None else model_ref(reference[1], reference[0])
     request = measurement_request(
         model_ref(files, version), dataset=dataset, settings=settings, reference=ref
     )
-    result = measure(request)
+    result = run_job(request) if run_job is not None else measure(request)
     return record_measurement(
         store, version, result, dataset=dataset, reference=None if reference is None else reference[0]
     )

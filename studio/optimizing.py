@@ -23,6 +23,7 @@ from studio.core.techniques import check_fits, get_technique, parse_params
 from studio.store import Measurement, ModelVersion
 
 if TYPE_CHECKING:
+    from studio.background import BackgroundJobs
     from studio.core.recipes import Recipe
     from studio.project import Project
 
@@ -92,6 +93,7 @@ def run_recipe(
     data: str | None = None,
     device: str = "cpu",
     threads: int | None = None,
+    jobs: BackgroundJobs | None = None,
     on_progress: Callable[[float, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Iterator[StepOutcome]:
@@ -130,6 +132,7 @@ def run_step(
     project: Project,
     step: PreparedStep,
     *,
+    jobs: BackgroundJobs | None = None,
     name: str | None = None,
     device: str = "cpu",
     threads: int | None = None,
@@ -137,26 +140,21 @@ def run_step(
     on_progress: Callable[[float, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> StepOutcome:
-    from studio.jobs.worker import TechniqueJob, run_in_process
+    """Run the step as a job; its output becomes a version in the manager's process, never the worker's."""
+    from studio.background import BackgroundJobs
+    from studio.jobs.spec import technique_spec
+    from studio.jobs.worker import TechniqueJob
     from studio.measurements import model_ref
     from studio.versions import check_model_file
 
+    own = jobs is None
+    jobs = jobs or BackgroundJobs(project, device=device)
     version = step.version
-    with staging_dir(project.artifacts_dir) as out:
-        job = TechniqueJob(
-            technique=step.technique,
-            params=step.params.model_dump(mode="json"),
-            model=model_ref(project.model_files(version), version),
-            dataset=step.dataset,
-            device=device,
-            threads=threads,
-            output_dir=str(out),
-            versions=_version_refs(project),
-        )
-        result = run_in_process(job, on_progress=on_progress, should_cancel=should_cancel)
-        main = Path(result["main"])
-        checked = check_model_file(main, trust=False)
-        new = project.add_checked_model(
+    made: dict[str, Any] = {}
+
+    def record(job: Any, result: dict) -> None:
+        checked = check_model_file(Path(result["main"]), trust=False)
+        made["version"] = project.add_checked_model(
             checked,
             name=name or result.get("name") or _default_name(version, step.technique),
             parent=version,
@@ -165,12 +163,36 @@ def run_step(
             notes="\n".join(result.get("notes") or []),
             details=result.get("details") or {},
         )
-    after = before = None
-    if measure is not None:
-        after = project.measure(new, dataset=step.dataset, settings=measure)
-        before = comparable_measurement(project, version, after) or project.measure(
-            version, dataset=step.dataset, settings=measure
-        )
+        project.store.update_job(job.id, output_version_id=made["version"].id)
+
+    try:
+        with staging_dir(project.artifacts_dir) as out:
+            job = TechniqueJob(
+                technique=step.technique,
+                params=step.params.model_dump(mode="json"),
+                model=model_ref(project.model_files(version), version),
+                dataset=step.dataset,
+                device=device,
+                threads=threads,
+                output_dir=str(out),
+                versions=_version_refs(project),
+            )
+            result = jobs.run(
+                technique_spec(job, input_version_id=version.id),
+                on_done=record,
+                on_progress=on_progress,
+                should_cancel=should_cancel,
+            )
+        new = made["version"]
+        after = before = None
+        if measure is not None:
+            after = project.measure(new, dataset=step.dataset, settings=measure, jobs=jobs)
+            before = comparable_measurement(project, version, after) or project.measure(
+                version, dataset=step.dataset, settings=measure, jobs=jobs
+            )
+    finally:
+        if own:
+            jobs.close()
     return StepOutcome(new, after, before, list(result.get("notes") or []))
 
 

@@ -25,6 +25,7 @@ from studio.core.files import sha256_file, staging_dir
 from studio.store import Measurement, ModelVersion, Store
 
 if TYPE_CHECKING:
+    from studio.background import BackgroundJobs
     from studio.core.benchmark import BenchmarkSettings
     from studio.core.data import DatasetSpec
     from studio.core.graph import ModelInfo
@@ -226,7 +227,12 @@ class Project:
         text = str(ref)
         if isinstance(ref, Path) or looks_like_path(text):
             return self.import_model(Path(text), weights=weights, trust=trust, input_shapes=input_shapes)
-        return self._store.find_version(text)
+        version = self._store.find_version(text)
+        if trust:  # e.g. a version from a colleague's bundle: the user trusts its code on this machine
+            from studio.core.trust import grant
+
+            grant(self.model_files(version))
+        return version
 
     def model_files(self, version: ModelVersion) -> ModelFiles:
         from studio.versions import files_of
@@ -251,6 +257,7 @@ class Project:
         name: str | None = None,
         device: str = "cpu",
         threads: int | None = None,
+        jobs: BackgroundJobs | None = None,
         on_progress=None,
         should_cancel=None,
     ) -> StepOutcome:
@@ -281,10 +288,21 @@ class Project:
         dataset: DatasetSpec | None = None,
         settings: BenchmarkSettings | None = None,
         reference: ModelVersion | None = None,
+        jobs: BackgroundJobs | None = None,
+        on_progress=None,
     ) -> Measurement:
-        """Measure a version in a separate process and record the result as a new row."""
+        """Measure a version in a separate process (a job when ``jobs`` is given); record the result."""
         from studio.core.benchmark import BenchmarkSettings
         from studio.measurements import measure_and_record
+
+        run_job = None
+        if jobs is not None:
+            from studio.jobs.spec import measurement_spec
+
+            def run_job(request):
+                return jobs.run(
+                    measurement_spec(request, input_version_id=version.id), on_progress=on_progress
+                )
 
         return measure_and_record(
             self._store,
@@ -293,6 +311,7 @@ class Project:
             dataset=dataset,
             settings=settings or BenchmarkSettings(),
             reference=None if reference is None else (reference, self.model_files(reference)),
+            run_job=run_job,
         )
 
     def measurement_report(self, measurement: Measurement) -> dict:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from studio.store.db import DatabaseDamagedError, SchemaError
 
-HEAD_REVISION = "0002_version_details"
+HEAD_REVISION = "0003_job_cancel_request"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 

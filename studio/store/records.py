@@ -140,6 +140,7 @@ class JobRecord(_Record):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    cancel_requested: bool = False  # asked from another process; the owner's manager acts on it
 
     @property
     def finished(self) -> bool:

@@ -448,6 +448,16 @@ class Store:
             session.flush()
             return _job_record(row)
 
+    def request_cancel(self, job_id: int) -> JobRecord:
+        """Ask whichever process runs the job to stop it (it polls for this while it waits)."""
+        with self._session() as session:
+            row = _job_row(session, job_id)
+            if row.state in FINISHED_JOB_STATES:
+                raise StudioError(f"job {job_id} has already ended ({row.state})")
+            row.cancel_requested = True
+            session.flush()
+            return _job_record(row)
+
     def get_job(self, job_id: int) -> JobRecord:
         with self._session() as session:
             return _job_record(_job_row(session, job_id))

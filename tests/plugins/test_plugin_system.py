@@ -66,12 +66,23 @@ def test_plugins_lists_third_party_and_broken_ones(studio_cli) -> None:
     broken = by_name["example.broken"]
     assert not broken["ok"] and "studio_example_broken" in broken["error"]
     text = studio_cli("plugins")
-    assert "FAILED TO LOAD" in text.stdout and "Round weights" in text.stdout and "Traceback" not in text.stderr
+    assert (
+        "FAILED TO LOAD" in text.stdout and "Round weights" in text.stdout and "Traceback" not in text.stderr
+    )
 
 
 def test_optimize_makes_a_measured_child_version(studio_cli, project: Path) -> None:
     result = studio_cli(
-        "optimize", "base", "example.round_weights", "--project", project, "--set", "bits=6", "--data", "digits", "--json"
+        "optimize",
+        "base",
+        "example.round_weights",
+        "--project",
+        project,
+        "--set",
+        "bits=6",
+        "--data",
+        "digits",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     out = result.json()
@@ -158,3 +169,38 @@ def test_an_invalid_recipe_is_refused_with_its_line(
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr, result.stderr
     assert rows(project, "model_versions") == versions
+
+
+def test_cancel_stops_a_running_step_quickly_and_keeps_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from studio.background import JobCancelled
+    from studio.project import Project
+
+    monkeypatch.syspath_prepend(str(HERE / "faulty"))
+    seen: list[float] = []
+    asked: list[float] = []
+
+    def progress(fraction: float, message: str) -> None:
+        seen.append(fraction)
+
+    def should_cancel() -> bool:
+        if seen and not asked:
+            asked.append(time.monotonic())
+        return bool(asked)
+
+    with Project.open(project) as p:
+        before = p.store.list_versions()
+        with pytest.raises(JobCancelled):
+            p.optimize(
+                p.store.find_version("base"),
+                "faulty.crash_midway",
+                {"how": "hang"},
+                on_progress=progress,
+                should_cancel=should_cancel,
+            )
+        assert time.monotonic() - asked[0] < 2.0
+        assert p.store.list_versions() == before
+    assert artifact_entries(project) == [e for e in artifact_entries(project) if not e.startswith(".staging")]

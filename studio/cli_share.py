@@ -1,0 +1,236 @@
+"""Commands that take a project's work elsewhere: `export`, `pack`, `unpack` and `report`.
+
+Same contract as the rest of the command line: handlers parse, call the API and print; a
+problem the user can fix is a StudioError (one sentence, exit code 2) raised before anything is
+written. ``COMMANDS`` holds one registration function per command for the main parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from studio.tables import human_bytes
+
+
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text(payload))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def register_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a version as a standalone ONNX file, or as a TensorRT engine (or what builds one)",
+    )
+    p.add_argument("version", metavar="VERSION", help="a version id (v3) or name")
+    p.add_argument("--format", choices=["onnx", "tensorrt"], required=True, help="what to write")
+    p.add_argument("--project", type=Path, required=True, metavar="DIR", help="the project folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="file to write (default: <project>/exports/<version-name>.onnx|.engine)",
+    )
+    p.add_argument("--opset", type=_positive_int, metavar="N", help="ONNX operator set to write")
+    p.add_argument("--dynamic-batch", action="store_true", help="let the batch dimension vary")
+    p.add_argument("--min-batch", type=_positive_int, default=1, help="TensorRT: smallest batch (default 1)")
+    p.add_argument("--opt-batch", type=_positive_int, default=1, help="TensorRT: batch tuned for (default 1)")
+    p.add_argument("--max-batch", type=_positive_int, default=16, help="TensorRT: largest batch (default 16)")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from studio.api import StudioError
+    from studio.project import Project
+
+    if not (args.project / "studio.sqlite").is_file():
+        raise StudioError(f"{args.project} is not a studio project (no studio.sqlite)")
+    with Project.open(args.project) as project:
+        version = project.store.find_version(args.version)
+        if args.format == "onnx":
+            from studio.export import export_onnx_version
+
+            result = export_onnx_version(
+                project, version, out=args.out, opset=args.opset, dynamic_batch=args.dynamic_batch
+            )
+            _emit(args, result.to_dict(), onnx_export_text)
+        else:
+            from studio.export import export_tensorrt
+
+            result = export_tensorrt(
+                project,
+                version,
+                out=args.out,
+                opset=args.opset,
+                dynamic_batch=args.dynamic_batch,
+                min_batch=args.min_batch,
+                opt_batch=args.opt_batch,
+                max_batch=args.max_batch,
+            )
+            _emit(args, result.to_dict(), tensorrt_export_text)
+    return 0
+
+
+def onnx_export_text(d: dict) -> str:
+    diff = d["max_abs_diff"]
+    lines = [
+        f"wrote {d['path']} ({human_bytes(d['size_bytes'])}, opset {d['opset']}, "
+        f"{'dynamic' if d['dynamic_batch'] else 'fixed'} batch)",
+        f"  max abs difference to the source ({d['source_runtime']}): "
+        f"{'-' if diff is None else f'{diff:.3g}'} on {d['compared_on']}",
+        f"  ONNX checker: {'ok' if d['checker_ok'] else 'FAILED: ' + str(d['checker_error'])}",
+    ]
+    lines += [f"  also {f}" for f in d["files"][1:]]
+    return "\n".join(lines)
+
+
+def tensorrt_export_text(d: dict) -> str:
+    lines = [onnx_export_text(d["onnx"])]
+    if d["built"]:
+        bench = d["benchmark"] or {}
+        lines.append(f"built {d['engine']} ({human_bytes(d['engine_size_bytes'])})")
+        if bench:
+            lines.append(
+                f"  p50 {bench['p50_ms']:.3f} ms, p90 {bench['p90_ms']:.3f} ms at batch {bench['batch']} "
+                f"over {bench['runs']} runs"
+            )
+    else:
+        lines.append(
+            f"{d['reason']}, so no engine was built; on a TensorRT machine, in the folder with the ONNX "
+            f"file, run the command in {d['trtexec_file']}:"
+        )
+        lines.append(f"  {d['trtexec_command']}")
+    return "\n".join(lines)
+
+
+# -- pack / unpack ---------------------------------------------------------------------------------
+
+
+def register_pack(sub) -> None:
+    p = sub.add_parser("pack", help="save a project as one .studio file to share")
+    p.add_argument("project", type=Path, metavar="PROJECT_DIR")
+    p.add_argument("out", type=Path, metavar="OUT.studio")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_pack)
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from studio.bundle import pack_project
+
+    result = pack_project(args.project, args.out)
+    _emit(
+        args,
+        result.to_dict(),
+        lambda d: (
+            f"packed {d['versions']} version(s) and {d['artifacts']} model folder(s) into "
+            f"{d['path']} ({human_bytes(d['size_bytes'])}, sha256 {d['sha256'][:16]}…)"
+        ),
+    )
+    return 0
+
+
+def register_unpack(sub) -> None:
+    p = sub.add_parser("unpack", help="open a .studio file as a new project folder (checked before writing)")
+    p.add_argument("bundle", type=Path, metavar="FILE.studio")
+    p.add_argument("target", type=Path, metavar="DIR", help="a new or empty folder")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_unpack)
+
+
+def _cmd_unpack(args: argparse.Namespace) -> int:
+    from studio.bundle import unpack_bundle
+
+    result = unpack_bundle(args.bundle, args.target)
+    _emit(args, result.to_dict(), unpack_text)
+    return 0
+
+
+def unpack_text(d: dict) -> str:
+    upgraded = " (its database was upgraded to this studio's schema)" if d["upgraded"] else ""
+    return (
+        f"unpacked '{d['project']}' into {d['path']}: {d['versions']} version(s){upgraded}.\n"
+        "Architecture files and pickled modules from a bundle stay untrusted on this machine until you trust them here."
+    )
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def register_report(sub) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page of versions, measurements and charts")
+    p.add_argument("project", type=Path, metavar="PROJECT")
+    p.add_argument("--out", type=Path, required=True, metavar="report.html")
+    p.add_argument("--csv", type=Path, metavar="measurements.csv", help="also write every measurement as CSV")
+    _json_arg(p)
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from studio.project import Project
+    from studio.report import write_report
+
+    with Project.open(args.project) as project:
+        result = write_report(project, args.out, csv_out=args.csv)
+    _emit(
+        args,
+        result.to_dict(),
+        lambda d: (
+            f"wrote {d['html']} ({d['versions']} versions, {d['measurements']} measurements)"
+            + (f" and {d['csv']}" if d["csv"] else "")
+        ),
+    )
+    return 0
+
+
+COMMANDS = [register_export, register_pack, register_unpack, register_report]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """These four commands as a parser of their own, for `python -m studio.cli_share`."""
+    parser = argparse.ArgumentParser(
+        prog="studio", description="Export, share and report on a studio project."
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from studio.api import StudioError
+
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "handler", None):
+        build_parser().print_help()
+        return 0
+    try:
+        return args.handler(args) or 0
+    except StudioError as exc:
+        print(f"studio: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

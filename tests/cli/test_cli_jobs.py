@@ -1,0 +1,80 @@
+"""Jobs from the command line: every step and measurement is a recorded job; cancel from another process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from studio.core.resources import resource
+
+FAULTY = Path(__file__).parents[1] / "plugins" / "faulty"
+
+
+def test_bench_runs_as_a_recorded_job_with_a_log(studio_cli, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    bench = studio_cli(
+        "bench",
+        resource("demo", "digits_cnn.onnx"),
+        "--project",
+        project,
+        "--min-runs",
+        "5",
+        "--min-seconds",
+        "0.05",
+        "--json",
+    )
+    assert bench.returncode == 0, bench.stderr
+    listed = studio_cli("jobs", "--project", project, "--json").json()["jobs"]
+    assert [(j["kind"], j["state"]) for j in listed] == [("measure", "succeeded")]
+    assert Path(listed[0]["log_path"]).is_file()
+    text = studio_cli("jobs", "--project", project)
+    assert "succeeded" in text.stdout
+
+
+def test_cancel_from_another_process(studio_cli, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    assert studio_cli("import", resource("demo", "digits_cnn.onnx"), "--project", project).returncode == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAULTY), os.environ.get("PYTHONPATH", "")])}
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "optimize",
+            "1",
+            "faulty.crash_midway",
+            "--set",
+            "how=hang",
+            "--project",
+            str(project),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = studio_cli("jobs", "--project", project, "--state", "running", "--json").json()["jobs"]
+            if jobs and jobs[0]["progress"] >= 0.5:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the step never reached its half-way point")
+        asked = time.monotonic()
+        assert studio_cli("jobs", "cancel", str(jobs[0]["id"]), "--project", project).returncode == 0
+        out, err = runner.communicate(timeout=30)
+        assert time.monotonic() - asked < 5
+    finally:
+        runner.kill()
+    assert runner.returncode == 2 and "cancelled" in err
+    final = studio_cli("jobs", "--project", project, "--json").json()["jobs"]
+    assert final[0]["state"] == "cancelled"
+    again = studio_cli("jobs", "cancel", str(final[0]["id"]), "--project", project)
+    assert again.returncode == 2 and "already ended" in again.stderr

@@ -1,0 +1,126 @@
+"""A real project made once per session (imported, derived and measured versions), copied per test,
+and the share commands run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from studio.core.benchmark import BenchmarkSettings
+from studio.core.data import DatasetSpec
+from studio.core.resources import resource
+from studio.project import Project
+from studio.versions import check_model_file
+
+FAST = BenchmarkSettings(min_runs=5, min_seconds=0.05, threads=1, warmup=2)
+CHILD_NAME = 'int8 "fast" <script>alert(1)</script>'
+
+
+@dataclass(frozen=True)
+class MadeProject:
+    root: Path
+    author_data_dir: Path  # the machine that made it, where the architecture file is trusted
+    child_name: str = CHILD_NAME
+
+
+def _quantized_copy(folder: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = folder / "digits_int8.onnx"
+    quantize_dynamic(str(resource("demo", "digits_cnn.onnx")), str(out), weight_type=QuantType.QInt8)
+    return out
+
+
+def _make_project(root: Path, scratch: Path) -> None:
+    """baseline (ONNX) → int8 child, both measured on the digits sample; an architecture file."""
+    with Project.create(root, name="Digits <team> & co") as project:
+        baseline = project.import_model(resource("demo", "digits_cnn.onnx"), name="baseline")
+        child = project.add_checked_model(
+            check_model_file(_quantized_copy(scratch)),
+            name=CHILD_NAME,
+            parent=baseline,
+            technique="quantize.dynamic",
+            technique_params={"weight_type": "int8", "per_channel": False},
+        )
+        project.import_model(
+            resource("demo", "digits_cnn.py"),
+            weights=resource("demo", "digits_cnn.safetensors"),
+            name="architecture",
+            trust=True,
+        )
+        for version in (baseline, child):
+            project.measure(version, dataset=DatasetSpec(source="digits"), settings=FAST)
+
+
+@pytest.fixture(scope="session")
+def made_project(tmp_path_factory: pytest.TempPathFactory) -> MadeProject:
+    base = tmp_path_factory.mktemp("made")
+    author = base / "author-data"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STUDIO_DATA_DIR", str(author))
+        _make_project(base / "project", base)
+    return MadeProject(base / "project", author)
+
+
+@pytest.fixture
+def project_dir(made_project: MadeProject, tmp_path: Path) -> Path:
+    """A private copy of the made project (without SQLite's side files: it is closed)."""
+    target = tmp_path / "project"
+    shutil.copytree(made_project.root, target)
+    return target
+
+
+@pytest.fixture
+def author_trust(made_project: MadeProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Act as the machine that made the project (its architecture file is trusted there)."""
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(made_project.author_data_dir))
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def _share_module() -> str:
+    """`studio` once these commands are part of it; until then the module that holds them."""
+    from studio.cli import build_parser
+
+    choices = next(
+        (a.choices for a in build_parser()._actions if isinstance(a.choices, dict)),
+        {},
+    )
+    return "studio" if "pack" in choices else "studio.cli_share"
+
+
+@pytest.fixture
+def share_cli(tmp_path: Path) -> Callable[..., Run]:
+    module = _share_module()
+
+    def run(*args: object) -> Run:
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

@@ -28,15 +28,27 @@ class JobCancelled(StudioError):
     """The user cancelled the job; nothing of it was kept."""
 
 
+def make_pool(executor: str, *, device: str = "cpu", workers: int = 1):
+    """'local' (worker processes here), 'ray' (a local Ray) or 'ray://HOST:PORT' (a Ray cluster)."""
+    if executor == "local":
+        gpus = [device] if device.startswith("cuda") else []
+        return LocalPool(devices=gpus, cpu_workers=0 if gpus else workers)
+    if executor == "ray" or executor.startswith("ray://"):
+        from studio.jobs.ray_pool import RayPool
+
+        return RayPool(None if executor == "ray" else executor)
+    raise StudioError(f"unknown executor '{executor}': use local, ray, or ray://HOST:PORT")
+
+
 class BackgroundJobs:
     """A pool and a manager for one project, in this process. Use as a context manager."""
 
-    def __init__(self, project: Project, *, device: str = "cpu", workers: int = 1) -> None:
-        gpus = [device] if device.startswith("cuda") else []
+    def __init__(
+        self, project: Project, *, device: str = "cpu", workers: int = 1, executor: str = "local"
+    ) -> None:
         self._project = project
-        self.manager = JobManager(
-            project.store, LocalPool(devices=gpus, cpu_workers=0 if gpus else workers), project.logs_dir
-        )
+        pool = make_pool(executor, device=device, workers=workers)
+        self.manager = JobManager(project.store, pool, project.logs_dir)
 
     def __enter__(self) -> BackgroundJobs:
         return self

@@ -61,6 +61,22 @@ def _json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 
+def _executor_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        type=_executor,
+        default="local",
+        metavar="local|ray|ray://HOST:PORT",
+        help="where jobs run: worker processes here (default), a local Ray, or a Ray cluster",
+    )
+
+
+def _executor(text: str) -> str:
+    if text in ("local", "ray") or text.startswith("ray://"):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown executor '{text}': use local, ray, or ray://HOST:PORT")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights", type=Path, help="state_dict (.pt) or .safetensors for an architecture .py file"
@@ -216,6 +232,7 @@ def _register_bench(sub) -> None:
     p.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime")
     p.add_argument("--min-runs", type=_positive_int, default=50, help="at least this many timed runs")
     p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
+    _executor_arg(p)
     _json_arg(p)
     p.set_defaults(handler=_cmd_bench)
 
@@ -257,7 +274,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 bind(data, list(version.inputs))
         else:
             version = project.add_checked_model(checked)
-        with BackgroundJobs(project, device=settings.device) as jobs:
+        with BackgroundJobs(project, device=settings.device, executor=args.executor) as jobs:
             measurement = project.measure(
                 version,
                 dataset=dataset,
@@ -331,11 +348,13 @@ def _register_optimize(sub) -> None:
     p.add_argument("--name", help="name of the new version")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the step")
+    _executor_arg(p)
     _json_arg(p)
     p.set_defaults(handler=_cmd_optimize)
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
+    from studio.background import BackgroundJobs
     from studio.cli_views import outcome_text
     from studio.core.runtime import parse_device
     from studio.core.techniques import get_technique, parse_assignments, parse_params
@@ -365,14 +384,16 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     with Project.open_or_create(args.project) as project:
         version = project.find_model(args.model) if checked is None else project.add_checked_model(checked)
         step = prepare_step(project, version, technique.name, params, dataset)
-        outcome = run_step(
-            project,
-            step,
-            name=args.name,
-            device=device,
-            threads=args.threads,
-            on_progress=_progress_bar(args),
-        )
+        with BackgroundJobs(project, device=device, executor=args.executor) as jobs:
+            outcome = run_step(
+                project,
+                step,
+                jobs=jobs,
+                name=args.name,
+                device=device,
+                threads=args.threads,
+                on_progress=_progress_bar(args),
+            )
         _finish_progress(args)
         _emit(args, outcome_report(project, outcome), outcome_text)
     return 0
@@ -388,11 +409,13 @@ def _register_run(sub) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the steps")
+    _executor_arg(p)
     _json_arg(p)
     p.set_defaults(handler=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from studio.background import BackgroundJobs
     from studio.cli_views import recipe_text
     from studio.core.recipes import load_recipe
     from studio.core.runtime import parse_device
@@ -406,18 +429,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise StudioError(f"{args.recipe} names no model to start from: add 'model:' or pass --model VERSION")
     with Project.open(args.project) as project:
         version = project.find_model(start)
-        reports = [
-            outcome_report(project, outcome)
-            for outcome in run_recipe(
-                project,
-                recipe,
-                version,
-                data=args.data,
-                device=device,
-                threads=args.threads,
-                on_progress=_progress_bar(args),
-            )
-        ]
+        with BackgroundJobs(project, device=device, executor=args.executor) as jobs:
+            reports = [
+                outcome_report(project, outcome)
+                for outcome in run_recipe(
+                    project,
+                    recipe,
+                    version,
+                    data=args.data,
+                    device=device,
+                    threads=args.threads,
+                    jobs=jobs,
+                    on_progress=_progress_bar(args),
+                )
+            ]
         _finish_progress(args)
         _emit(args, {"recipe": str(args.recipe), "steps": reports}, recipe_text)
     return 0

@@ -78,3 +78,31 @@ def test_cancel_from_another_process(studio_cli, tmp_path: Path) -> None:
     assert final[0]["state"] == "cancelled"
     again = studio_cli("jobs", "cancel", str(final[0]["id"]), "--project", project)
     assert again.returncode == 2 and "already ended" in again.stderr
+
+
+def test_unknown_executor_is_refused(studio_cli, tmp_path: Path) -> None:
+    result = studio_cli(
+        "bench", resource("demo", "digits_cnn.onnx"), "--project", tmp_path / "p", "--executor", "slurm"
+    )
+    assert result.returncode == 2 and "unknown executor 'slurm'" in result.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_bench_on_a_local_ray(studio_cli, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    result = studio_cli(
+        "bench",
+        resource("demo", "digits_cnn.onnx"),
+        "--project",
+        tmp_path / "p",
+        "--executor",
+        "ray",
+        "--min-runs",
+        "5",
+        "--min-seconds",
+        "0.05",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.json()["latency_ms"]["p50"] > 0

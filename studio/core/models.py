@@ -461,7 +461,10 @@ def collect_files(path: Path, weights: Path | None = None) -> ModelFiles:
         return ModelFiles(main, fmt, extra=extra)
     if fmt is ModelFormat.TORCH_ARCHITECTURE:
         _check_defines_build_model(main)
-        return ModelFiles(main, fmt, weights=_check_weights(main, weights))
+        from studio.core.torch_structure import files_beside
+
+        extra, weights = files_beside(main, weights)  # a changed model the studio saved
+        return ModelFiles(main, fmt, extra=extra, weights=_check_weights(main, weights))
     return ModelFiles(main, fmt)
 
 
@@ -632,7 +635,13 @@ def _load_architecture(files: ModelFiles, trusted: bool) -> torch.nn.Module:
         )
     if files.weights is None:
         raise ModelFormatError(f"{files.main.name} is an architecture file and needs its weights (--weights)")
-    _load_weights_into(module, files.weights_path, files.main.name)
+    from studio.core.torch_structure import find_structure, load_structured_weights
+
+    structure = find_structure(files)
+    if structure is not None:  # layer shapes differ from build_model(): reshape, then load
+        load_structured_weights(module, structure, files.weights_path, files.main.name)
+    else:
+        _load_weights_into(module, files.weights_path, files.main.name)
     _ORIGINS[module] = _Origin(namespace=namespace)
     return module
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from studio.api import ENTRY_POINT_GROUP, ParameterError, Params, StudioError, Technique, TechniqueResult
+from studio.core.models import ModelFiles
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def check_fits(technique: Technique, kind: str, has_dataset: bool, has_labels: b
 
 def run_local(
     technique: Technique | str,
-    model: Path,
+    model: Path | ModelFiles,
     *,
     params: dict[str, Any] | Params | None = None,
     dataset: Any = None,

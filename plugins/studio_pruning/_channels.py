@@ -1,0 +1,188 @@
+"""Channels: which layers may lose them, what the model's outputs need kept, and how many
+channels, parameters and multiply-adds a model has before and after pruning."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from studio.api import Context, ParameterError
+
+from . import _common as common
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Plan:
+    """Which layers may lose channels and which are kept, with the input that traces the model."""
+
+    def __init__(self, module: torch.nn.Module, example: tuple, kept: dict[str, Any]) -> None:
+        self.module, self.example, self.kept = module, example, kept
+
+    @classmethod
+    def of(cls, ctx: Context, module: torch.nn.Module, keep_layers: list[str]) -> Plan:
+        kept = common.matching_layers(module, keep_layers)
+        device = next((p.device for p in module.parameters()), "cpu")
+        example = tuple(t.to(device) for t in ctx.model.example_inputs(1))
+        outputs = output_layers(module, example)
+        kept.update({name: dict(module.named_modules())[name] for name in outputs})
+        return cls(module, example, kept)
+
+    def ignored(self) -> list[torch.nn.Module]:
+        return list(self.kept.values())
+
+    def roots(self) -> dict[str, torch.nn.Module]:
+        """The layers whose output channels pruning may remove."""
+        return {
+            name: layer
+            for name, layer in prunable(self.module).items()
+            if not common.inside_any(name, self.kept) and not depthwise(layer)
+        }
+
+    def check_ratio(self, ratio: float, round_to: int | None) -> None:
+        """Refuse a ratio that would leave a layer without channels (or nothing to prune at all)."""
+        roots = self.roots()
+        if not roots or not self._has_groups():
+            raise ParameterError(
+                "the model has no layer whose channels can be pruned (only kept or output layers)"
+            )
+        for name, layer in roots.items():
+            channels = out_channels(layer)
+            left = int(channels * (1.0 - ratio))
+            if round_to:
+                left -= left % round_to
+            if left < 1:
+                raise ParameterError(
+                    f"ratio {ratio:g} would remove every channel of layer '{name}' ({channels} channels); "
+                    "lower the ratio, lower round_to, or keep that layer"
+                )
+
+    def _has_groups(self) -> bool:
+        import torch_pruning as tp
+
+        try:
+            graph = tp.DependencyGraph().build_dependency(self.module, example_inputs=list(self.example))
+        except Exception as exc:
+            raise ParameterError(
+                f"the model's layer dependencies could not be traced for pruning: {common.first_line(exc)}"
+            ) from None
+        ignored = [m for layer in self.ignored() for m in layer.modules()]
+        return any(True for _ in graph.get_all_groups(ignored_layers=ignored, root_module_types=root_types()))
+
+
+def root_types() -> list[type]:
+    import torch
+
+    return [torch.nn.modules.conv._ConvNd, torch.nn.Linear]
+
+
+def prunable(module: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    types = tuple(root_types())
+    return {name: layer for name, layer in module.named_modules() if isinstance(layer, types)}
+
+
+def depthwise(layer: Any) -> bool:
+    """A depthwise convolution follows its input's channels; it is pruned with its producer."""
+    groups = getattr(layer, "groups", 1)
+    return groups > 1 and groups == getattr(layer, "out_channels", 0)
+
+
+def out_channels(layer: Any) -> int:
+    return int(getattr(layer, "out_channels", None) or getattr(layer, "out_features", 0))
+
+
+def in_channels(layer: Any) -> int:
+    return int(getattr(layer, "in_channels", None) or getattr(layer, "in_features", 0))
+
+
+def output_layers(module: torch.nn.Module, example: tuple) -> list[str]:
+    """The layers that make the model's outputs: those whose result is returned as it is, and
+    the last convolution or linear layer to run (a classifier head behind a reshape)."""
+    import torch
+
+    order: list[str] = []
+    results: dict[str, Any] = {}  # the outputs themselves, so no id is reused while compared
+
+    def recorder(name: str):
+        def hook(_layer, _inputs, output) -> None:
+            order.append(name)
+            results[name] = output
+
+        return hook
+
+    hooks = [layer.register_forward_hook(recorder(name)) for name, layer in prunable(module).items()]
+    try:
+        with torch.no_grad():
+            module.eval()
+            returned = flatten(module(*example))
+    except Exception as exc:
+        raise ParameterError(
+            f"the model fails on an input of its declared shape: {common.first_line(exc)}"
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    chosen = [name for name, out in results.items() if any(out is r for r in returned)]
+    if order and order[-1] not in chosen:
+        chosen.append(order[-1])
+    return chosen
+
+
+def flatten(result: Any) -> list[Any]:
+    if isinstance(result, (tuple, list)):
+        return [t for item in result for t in flatten(item)]
+    if isinstance(result, dict):
+        return [t for item in result.values() for t in flatten(item)]
+    return [result]
+
+
+def importance(name: str) -> Any:
+    import torch_pruning as tp
+
+    return {
+        "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+        "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+        "taylor": lambda: tp.importance.GroupTaylorImportance(),
+        "bn_scale": lambda: tp.importance.BNScaleImportance(),
+        "random": lambda: tp.importance.RandomImportance(),
+    }[name]()
+
+
+def count(module: torch.nn.Module, example: tuple) -> tuple[int, int]:
+    """Multiply-adds for one sample and parameters, counted the same way before and after."""
+    import torch_pruning as tp
+
+    module.eval()
+    macs, params = tp.utils.count_ops_and_params(module, list(example))
+    return int(macs), int(params)
+
+
+def layer_table(module: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    return {
+        name: {
+            "type": type(layer).__name__,
+            "in": in_channels(layer),
+            "out": out_channels(layer),
+            "params": sum(p.numel() for p in layer.parameters(recurse=False)),
+        }
+        for name, layer in prunable(module).items()
+    }
+
+
+def compare(before: dict[str, dict], after: dict[str, dict]) -> list[dict[str, Any]]:
+    rows = []
+    for name, old in before.items():
+        new = after.get(name, {"in": 0, "out": 0, "params": 0})
+        rows.append(
+            {
+                "layer": name,
+                "type": old["type"],
+                "in_before": old["in"],
+                "in_after": new["in"],
+                "out_before": old["out"],
+                "out_after": new["out"],
+                "params_before": old["params"],
+                "params_after": new["params"],
+            }
+        )
+    return rows

@@ -9,7 +9,10 @@ INT8 fall short, and a randomly initialised encoder hides the problem. So:
   into :class:`Encoder` and :class:`WordPiece` reads its vocabulary: a real pretrained encoder
   and tokenizer, with no other library and nothing downloaded;
 * otherwise :func:`build_encoder` makes one of the same shape and gives it outlier channels
-  (a few LayerNorm gains scaled up), the feature that trained encoders have.
+  (a few LayerNorm gains scaled up), the feature that trained encoders have. It remains much
+  easier to quantize than the real one (dynamic INT8 keeps a minimum cosine of 0.99999 where
+  all-MiniLM-L6-v2 drops to 0.989), so figures measured on it flatter quantization; it keeps
+  the benchmark running, and the tests fast, where the package is not installed.
 
 The model takes ``input_ids`` and ``attention_mask`` (int64) and returns the mean-pooled,
 L2-normalised sentence embedding, like sentence-transformers does.
@@ -212,7 +215,11 @@ def export_encoder(model: Encoder, path: Path, seq_len: int = 128) -> Path:
         do_constant_folding=True,
         input_names=["input_ids", "attention_mask"],
         output_names=["sentence_embedding"],
-        dynamic_axes={"input_ids": {0: "batch"}, "attention_mask": {0: "batch"}, "sentence_embedding": {0: "batch"}},
+        dynamic_axes={
+            "input_ids": {0: "batch"},
+            "attention_mask": {0: "batch"},
+            "sentence_embedding": {0: "batch"},
+        },
         opset_version=17,
     )
     return path

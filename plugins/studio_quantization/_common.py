@@ -1,0 +1,448 @@
+"""Steps every quantization technique shares: a float model ready to quantize, the nodes that
+can be quantized and how much compute they hold, and a check of the result against the float model.
+
+Everything here works on ONNX: a PyTorch input is exported once by the studio
+(``ctx.model.onnx_path()``) and quantized like any ONNX file, because ONNX Runtime is where the
+integer kernels are and ``torch.ao`` quantization is deprecated and does not export to ONNX.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studio.api import Context, ParameterError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+# Operators that hold most of a network's multiply-adds, and how their weight is laid out.
+WEIGHTED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose", "Gather")
+CONV_OPS = ("Conv", "ConvTranspose")
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "ConvInteger",
+        "QLinearConv",
+        "QLinearMatMul",
+        "DynamicQuantizeMatMul",
+        "QGemm",
+        "QAttention",
+        "DynamicQuantizeLSTM",
+    }
+)
+LARGE_MODEL_BYTES = 1_800_000_000  # past this a protobuf cannot hold the weights inline
+EVAL_LIMIT = 512  # samples used to check a result when the technique is not judged on fidelity
+
+
+@dataclass(frozen=True)
+class QNode:
+    """A node whose quantization changes the model: its weight initializer and float inputs."""
+
+    name: str
+    op: str
+    weight: str | None
+    activations: tuple[str, ...]
+    macs: int = 0
+    params: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.name, "op": self.op, "macs": self.macs, "params": self.params}
+
+
+@dataclass
+class Prepared:
+    """The float model a technique quantizes, and what was done to get it."""
+
+    path: Path
+    source: Path
+    notes: list[str] = field(default_factory=list)
+    from_gemm: list[str] = field(default_factory=list)  # MatMul nodes that were Gemm nodes
+
+
+# -- quiet libraries ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """ONNX Runtime's quantizer prints and logs to the root logger; none of it is the user's concern.
+
+    A NullHandler on the root logger keeps ``logging.warning`` from installing a console
+    handler for good, and stdout is captured so the command line's JSON stays clean.
+    """
+    root = logging.getLogger()
+    level, guard = root.level, logging.NullHandler()
+    root.addHandler(guard)
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.removeHandler(guard)
+        root.setLevel(level)
+
+
+# -- reading the float model ----------------------------------------------------------------------
+
+
+def load_graph(ctx: Context) -> onnx.ModelProto:
+    """The input model's ONNX graph without its weights' bytes: enough for the cheap checks."""
+    import onnx
+
+    return onnx.load(str(ctx.model.onnx_path()), load_external_data=False)
+
+
+def check_float_model(model: onnx.ModelProto, technique: str) -> None:
+    """Refuse a model that is already quantized or already half precision, before any work."""
+    import onnx
+
+    found = sorted({n.op_type for n in model.graph.node} & QUANTIZED_OPS)
+    if found:
+        raise ParameterError(
+            f"{technique} needs a float model, but this one is already quantized ({found[0]} nodes); "
+            "start from its float parent"
+        )
+    half = onnx.TensorProto.FLOAT16
+    if any(t.data_type == half for t in model.graph.initializer):
+        raise ParameterError(
+            f"{technique} needs a float32 model, but this one has float16 weights; start from its float32 parent"
+        )
+
+
+def check_node_names(model: onnx.ModelProto, names: Iterable[str]) -> None:
+    known = {n.name for n in model.graph.node}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise ParameterError(
+            f"the model has no node named '{missing[0]}'; use the names shown in the model's layer table"
+        )
+
+
+def initializer_names(model: onnx.ModelProto) -> set[str]:
+    return {t.name for t in model.graph.initializer}
+
+
+def name_unnamed_nodes(model: onnx.ModelProto) -> None:
+    """Exclusions and the sensitivity table refer to nodes by name, so every node needs one."""
+    taken = {n.name for n in model.graph.node if n.name}
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+
+
+def weighted_nodes(
+    model: onnx.ModelProto, op_types: Iterable[str] = WEIGHTED_OPS, *, const_weight_only: bool = True
+) -> list[QNode]:
+    """The nodes of ``op_types`` that quantization would change, in graph order, with their MACs.
+
+    A MatMul between two activations (attention scores) has no weight; static quantization
+    still quantizes it, dynamic quantization does not (``const_weight_only``).
+    """
+    wanted, consts = set(op_types), initializer_names(model)
+    shapes = tensor_shapes(model)
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type not in wanted:
+            continue
+        found = _weight_and_activations(node, consts)
+        if found is None or (found[0] is None and const_weight_only):
+            continue
+        weight, activations = found
+        params = math.prod(shapes.get(weight, ())) if weight is not None else 0
+        nodes.append(QNode(node.name, node.op_type, weight, activations, node_macs(node, shapes), params))
+    return nodes
+
+
+def _weight_and_activations(
+    node: onnx.NodeProto, consts: set[str]
+) -> tuple[str | None, tuple[str, ...]] | None:
+    inputs = list(node.input)
+    if node.op_type == "Gather":
+        return (inputs[0], ()) if inputs[0] in consts else None
+    if node.op_type in CONV_OPS:
+        return (inputs[1], (inputs[0],)) if len(inputs) > 1 and inputs[1] in consts else None
+    if node.op_type in ("MatMul", "Gemm"):
+        a, b = inputs[0], inputs[1]
+        if b in consts and a not in consts:
+            return b, (a,)
+        if a not in consts and b not in consts:
+            return None, (a, b)
+        return None
+    weights = [name for name in inputs if name in consts]
+    activations = tuple(name for name in inputs[:1] if name and name not in consts)
+    return (weights[0] if weights else None), activations
+
+
+# -- compute ----------------------------------------------------------------------------------------
+
+
+def tensor_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape that shape inference can tell; a symbolic dimension counts as 1."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # an exotic graph still gets what its own value_info says
+        inferred = model
+    graph = inferred.graph
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        t = value.type.tensor_type
+        if t.HasField("shape"):
+            shapes[value.name] = tuple(d.dim_value if d.dim_value > 0 else 1 for d in t.shape.dim)
+    for init in graph.initializer:
+        shapes[init.name] = tuple(init.dims)
+    return shapes
+
+
+def node_macs(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int:
+    """Multiply-adds of one node at batch 1; 0 where the shapes are unknown."""
+    ins = [shapes.get(name) for name in node.input]
+    out = shapes.get(node.output[0]) if node.output else None
+    if node.op_type in ("MatMul", "Gemm") and out and ins[0]:
+        trans_a = any(a.name == "transA" and a.i for a in node.attribute)
+        k = ins[0][0] if trans_a and len(ins[0]) == 2 else ins[0][-1]
+        return math.prod(out) * k
+    if node.op_type == "Conv" and out and len(ins) > 1 and ins[1]:
+        return math.prod(out) * math.prod(ins[1][1:])
+    if node.op_type == "ConvTranspose" and ins[0] and len(ins) > 1 and ins[1]:
+        return math.prod(ins[0]) // max(ins[0][1], 1) * math.prod(ins[1])
+    return 0
+
+
+def conv_share(model: onnx.ModelProto) -> float:
+    """Fraction of the weighted multiply-adds that are convolutions (0 when nothing is counted)."""
+    nodes = weighted_nodes(model, ("MatMul", "Gemm", *CONV_OPS), const_weight_only=False)
+    total = sum(n.macs for n in nodes)
+    return sum(n.macs for n in nodes if n.op in CONV_OPS) / total if total else 0.0
+
+
+# -- preparing --------------------------------------------------------------------------------------
+
+
+def prepare(ctx: Context, *, preprocess: bool, gemm_to_matmul: bool = False) -> Prepared:
+    """A float copy of the input in scratch space: nodes named, and pre-processed when asked.
+
+    Pre-processing (ONNX Runtime's ``quant_pre_process``: shape inference and graph
+    optimisation) folds constant subgraphs, such as a transposed weight, into initializers the
+    quantizer can see, and gives calibration the shapes it needs. A model it cannot handle is
+    quantized as it is, with a note. Gemm nodes are split after it, since its optimiser fuses
+    MatMul + Add back into Gemm.
+    """
+    import onnx
+
+    source = ctx.model.onnx_path()
+    folder = ctx.temp_dir()
+    model = onnx.load(str(source))
+    name_unnamed_nodes(model)
+    path = save_model(model, folder / "float.onnx")
+    notes: list[str] = []
+    if preprocess:
+        target = folder / "preprocessed.onnx"
+        problem = _preprocess(path, target, large=model.ByteSize() > LARGE_MODEL_BYTES)
+        if problem is None:
+            path = target
+        else:
+            notes.append(
+                f"Pre-processing was skipped because it failed ({problem}); the model was quantized as it was."
+            )
+    if gemm_to_matmul:
+        model = onnx.load(str(path))
+        split = split_gemms(model)
+        count = len(split)
+        if split:
+            path = save_model(model, folder / "split.onnx")
+            notes.append(
+                f"{count} Gemm node(s) were rewritten as MatMul + Add so that they could be quantized."
+            )
+    return Prepared(path, source, notes, from_gemm=split if gemm_to_matmul else [])
+
+
+def _preprocess(source: Path, target: Path, *, large: bool) -> str | None:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    attempts = ({}, {"skip_symbolic_shape": True}, {"skip_symbolic_shape": True, "skip_optimization": True})
+    problem = None
+    for options in attempts:
+        try:
+            with quiet():
+                quant_pre_process(str(source), str(target), save_as_external_data=large, **options)
+            return None
+        except Exception as exc:  # each fallback does less; the last failure is what we report
+            problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return problem
+
+
+def save_model(model: onnx.ModelProto, path: Path) -> Path:
+    import onnx
+
+    large = model.ByteSize() > LARGE_MODEL_BYTES
+    onnx.save_model(
+        model, str(path), save_as_external_data=large, location=f"{path.name}.data" if large else None
+    )
+    return path
+
+
+def split_gemms(model: onnx.ModelProto) -> list[str]:
+    """Rewrite plain Gemm nodes (constant B, alpha = beta = 1, no transA) as MatMul + Add.
+
+    ONNX Runtime's dynamic quantization covers MatMul but not Gemm, and a Linear layer on a 2-D
+    input exports as Gemm. The MatMul keeps the Gemm's name so exclusions still find it.
+    """
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    new_nodes, split = [], []
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = (
+            attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0)
+        )
+        if node.op_type != "Gemm" or not plain or node.input[1] not in inits:
+            new_nodes.append(node)
+            continue
+        weight = node.input[1]
+        if attrs.get("transB", 0):
+            array = numpy_helper.to_array(inits[weight]).T.copy()
+            weight = f"{weight}_transposed"
+            model.graph.initializer.append(numpy_helper.from_array(array, weight))
+        has_bias = len(node.input) > 2 and node.input[2]
+        product = f"{node.output[0]}_matmul" if has_bias else node.output[0]
+        new_nodes.append(helper.make_node("MatMul", [node.input[0], weight], [product], name=node.name))
+        if has_bias:
+            new_nodes.append(
+                helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_bias")
+            )
+        split.append(node.name)
+    if split:
+        del model.graph.node[:]
+        model.graph.node.extend(new_nodes)
+        _drop_unused_initializers(model)
+    return split
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+    used = {name for node in model.graph.node for name in node.input}
+    used |= {o.name for o in model.graph.output}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+# -- after quantizing -------------------------------------------------------------------------------
+
+
+def file_size(path: Path) -> int:
+    """Bytes of an ONNX file and the external-data files it names."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    locations = set()
+    for t in model.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                locations.add(entry.value)
+    return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations)
+
+
+def quantized_nodes(candidates: Iterable[QNode], quantized_model: onnx.ModelProto) -> list[QNode]:
+    """The candidates the quantizer changed.
+
+    Dynamic (QOperator) quantization replaces a node by an integer one of another name; QDQ keeps
+    the node and feeds it from DequantizeLinear; a quantized Gather reads an 8-bit table.
+    """
+    import onnx
+
+    eight_bit = {onnx.TensorProto.UINT8, onnx.TensorProto.INT8}
+    small = {t.name for t in quantized_model.graph.initializer if t.data_type in eight_bit}
+    dequantized = {o for n in quantized_model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    kept = {(n.name, n.op_type): n for n in quantized_model.graph.node}
+    changed = []
+    for candidate in candidates:
+        node = kept.get((candidate.name, candidate.op))
+        if node is None or any(name in dequantized or name in small for name in node.input):
+            changed.append(candidate)
+    return changed
+
+
+def evaluation_inputs(ctx: Context, limit: int | None = EVAL_LIMIT) -> tuple[dict, np.ndarray | None] | None:
+    """The first ``limit`` validation samples and their labels, or None without a dataset."""
+    split = ctx.dataset("validation")
+    if split is None or len(split) == 0:
+        return None
+    n = len(split) if limit is None else min(limit, len(split))
+    feeds = {k: v[:n] for k, v in split.feeds().items()}
+    labels = None if split.labels is None else split.labels[:n]
+    return feeds, labels
+
+
+def compare(
+    ctx: Context, outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None
+) -> dict[str, Any]:
+    """Fidelity to the float model, and the accuracy change in points where there are labels."""
+    scores: dict[str, Any] = {"fidelity": ctx.fidelity(outputs, reference)}
+    if labels is not None:
+        before = ctx.accuracy(reference, labels)["top1"] * 100
+        after = ctx.accuracy(outputs, labels)["top1"] * 100
+        scores["accuracy"] = {"float_top1": before, "top1": after, "drop_points": before - after}
+    return scores
+
+
+def check_result(
+    ctx: Context, float_path: Path, result_path: Path, *, half_inputs: bool = False
+) -> dict[str, Any] | None:
+    """Scores of a result against the float model on the validation split, when there is one.
+
+    ``half_inputs``: the result takes float16 where the float model takes float32.
+    """
+    found = evaluation_inputs(ctx)
+    if found is None:
+        return None
+    feeds, labels = found
+    reference = ctx.predict(float_path, feeds)
+    if half_inputs:
+        feeds = {k: v.astype("float16") if v.dtype == "float32" else v for k, v in feeds.items()}
+    outputs = ctx.predict(result_path, feeds)
+    return {"samples": len(reference), **compare(ctx, outputs, reference, labels)}
+
+
+def fidelity_notes(scores: dict[str, Any] | None, *, floor: float = 0.99) -> list[str]:
+    if scores is None:
+        return ["No dataset was given, so the result was not compared with the float model; measure it."]
+    fid = scores["fidelity"]
+    notes = [
+        f"On {scores['samples']} validation samples the minimum cosine to the float model is "
+        f"{fid['cosine_min']:.4f} (mean {fid['cosine_mean']:.4f})."
+    ]
+    acc = scores.get("accuracy")
+    if acc is not None:
+        notes.append(
+            f"Top-1 accuracy {acc['float_top1']:.2f} % → {acc['top1']:.2f} % ({0.0 - acc['drop_points']:+.2f} points)."
+        )
+    if fid["cosine_min"] < floor:
+        notes.append(
+            f"The minimum cosine is below {floor}: quantize.auto keeps the most sensitive layers in float "
+            "until a tolerance you set holds."
+        )
+    return notes
+
+
+def size_details(before: Path, after: Path) -> dict[str, Any]:
+    b, a = file_size(before), file_size(after)
+    return {"size_bytes_before": b, "size_bytes_after": a, "size_ratio": b / a if a else None}

@@ -1,0 +1,225 @@
+"""Static INT8 quantization (QDQ): weights and activations 8-bit, activation ranges calibrated.
+
+Activation ranges are measured once on calibration samples instead of at every run, so every
+quantized operator, convolutions included, runs on integer kernels. It is the technique for
+convolutional networks on CPU, and usually the fastest INT8 for transformers too when their
+activations have no large outliers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from studio.api import Context, ParameterError, Params, Technique, TechniqueResult
+
+from . import _common as common
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MIN_CALIBRATION = 16
+CALIBRATION_BATCH = 8
+
+
+class StaticParams(Params):
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax",
+        description="How activation ranges are chosen from the calibration samples. minmax kept the "
+        "digits CNN at its float accuracy and calibrates fastest; entropy and percentile clip "
+        "rare outliers and can help models with long-tailed activations.",
+    )
+    calibration_samples: int = Field(
+        128,
+        ge=MIN_CALIBRATION,
+        le=4096,
+        description="Calibration samples to read (at most what the calibration split holds).",
+    )
+    percentile: float = Field(
+        99.999, ge=90.0, le=100.0, description="Percentile of |activation| kept, for the percentile method."
+    )
+    per_channel: bool = Field(
+        True,
+        description="One weight scale per output channel: more faithful for convolutions at no measurable "
+        "speed cost on the digits CNN.",
+    )
+    activation_type: Literal["uint8", "int8"] = Field(
+        "uint8",
+        description="Activation type. uint8 activations with int8 weights are the combination ONNX Runtime "
+        "recommends for x86 CPUs with VNNI.",
+    )
+    weight_type: Literal["int8", "uint8"] = Field("int8", description="Weight type; int8 for x86 CPUs.")
+    quant_format: Literal["qdq", "qoperator"] = Field(
+        "qdq",
+        description="qdq inserts QuantizeLinear/DequantizeLinear pairs that the runtime fuses into integer "
+        "kernels (preferred by ONNX Runtime and TensorRT); qoperator writes QLinear* operators.",
+    )
+    nodes_to_exclude: list[str] = Field(
+        default_factory=list, description="Names of nodes to keep in float (as in the layer table)."
+    )
+    preprocess: bool = Field(
+        True, description="Run ONNX Runtime's pre-processing (shape inference, graph optimisation) first."
+    )
+
+
+class StaticQuantization(Technique):
+    name = "quantize.static"
+    title = "Static INT8 quantization"
+    help = (
+        "Quantizes weights and activations to 8 bits, with activation ranges calibrated on samples "
+        "of your dataset (its calibration split, at least 16 samples). About 4× smaller and 1.5–3.5× "
+        "faster on CPU, convolutions included. Check the accuracy it reports."
+    )
+    accepts = ("onnx", "torch")
+    produces = "onnx"
+    dataset = "inputs"
+    Params: ClassVar[type[Params]] = StaticParams
+
+    def check(self, params: StaticParams, ctx: Context) -> None:
+        model = common.load_graph(ctx)
+        common.check_float_model(model, self.name)
+        common.check_node_names(model, params.nodes_to_exclude)
+        check_calibration(ctx, self.name)
+
+    def run(self, params: StaticParams, ctx: Context) -> TechniqueResult:
+        ctx.progress(0.05, "preparing the float model")
+        prepared = common.prepare(ctx, preprocess=params.preprocess)
+        target = ctx.temp_dir() / "static.onnx"
+        feeds = calibration_feeds(ctx, params.calibration_samples)
+        reader = CalibrationReader(
+            feeds, batch_size(ctx), lambda f: ctx.progress(0.1 + 0.6 * f, "calibrating")
+        )
+        quantize(prepared.path, target, params, reader)
+        ctx.progress(0.75, "comparing with the float model")
+        scores = common.check_result(ctx, prepared.source, target)
+        details, notes = describe(prepared, target, params, len(reader), scores)
+        output = ctx.save_onnx(target)
+        return TechniqueResult(output=output, details=details, notes=notes, name="int8-static")
+
+
+def check_calibration(ctx: Context, technique: str) -> None:
+    split = ctx.dataset("calibration")  # a dataset that does not fit the inputs is refused here
+    if split is None:
+        raise ParameterError(f"{technique} needs a dataset to calibrate on: pass --data")
+    if len(split) < MIN_CALIBRATION:
+        raise ParameterError(
+            f"the calibration split has {len(split)} samples; static quantization needs at least "
+            f"{MIN_CALIBRATION} to estimate activation ranges"
+        )
+
+
+def calibration_feeds(ctx: Context, limit: int) -> dict[str, np.ndarray]:
+    split = ctx.dataset("calibration")
+    assert split is not None  # check_calibration ran first
+    return {k: v[:limit] for k, v in split.feeds().items()}
+
+
+def fixed_batch(ctx: Context) -> int | None:
+    """The batch size the model was exported with, or None when it takes any."""
+    for spec in ctx.model.inputs:
+        if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0:
+            return spec.shape[0]
+    return None
+
+
+def batch_size(ctx: Context) -> int:
+    """The model's fixed batch when it has one, else a few samples per calibration run."""
+    return fixed_batch(ctx) or CALIBRATION_BATCH
+
+
+class CalibrationReader:
+    """Feeds calibration batches to ONNX Runtime's calibrator and reports progress as it reads.
+
+    ONNX Runtime accepts any object with ``get_next``; a cancel raised from the progress
+    callback stops the calibration where it is.
+    """
+
+    def __init__(self, feeds: dict[str, np.ndarray], batch: int, progress: Callable[[float], None]) -> None:
+        self.feeds, self.batch, self.progress = feeds, batch, progress
+        self.n = len(next(iter(feeds.values())))
+        self.start = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        import numpy as np
+
+        if self.start >= self.n:
+            return None
+        self.progress(self.start / self.n)
+        idx = np.arange(self.start, self.start + self.batch) % self.n  # a fixed batch is filled up
+        self.start += self.batch
+        return {k: v[idx] for k, v in self.feeds.items()}
+
+    def rewind(self) -> None:
+        self.start = 0
+
+
+def quantize(
+    source: Path,
+    target: Path,
+    params: StaticParams,
+    reader: CalibrationReader | None,
+    *,
+    exclude: list[str] | None = None,
+    cache: Path | None = None,
+) -> None:
+    """quantize_static with the studio's choices; a ``cache`` file reuses ranges already calibrated."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[params.calibration_method]
+    extra: dict[str, Any] = {}
+    if params.calibration_method == "percentile":
+        extra["CalibPercentile"] = params.percentile
+    with common.quiet():
+        quantize_static(
+            str(source),
+            str(target),
+            reader,
+            quant_format=QuantFormat.QDQ if params.quant_format == "qdq" else QuantFormat.QOperator,
+            per_channel=params.per_channel,
+            activation_type=types[params.activation_type],
+            weight_type=types[params.weight_type],
+            nodes_to_exclude=[*params.nodes_to_exclude, *(exclude or [])],
+            calibrate_method=method,
+            extra_options=extra,
+            calibration_cache_path=None if cache is None else str(cache),
+        )
+
+
+def describe(
+    prepared: common.Prepared, target: Path, params: StaticParams, samples: int, scores: dict | None
+) -> tuple[dict, list[str]]:
+    import onnx
+
+    float_model = onnx.load(str(prepared.path), load_external_data=False)
+    result = onnx.load(str(target), load_external_data=False)
+    candidates = common.weighted_nodes(float_model, const_weight_only=False)
+    done = common.quantized_nodes(candidates, result)
+    details = {
+        "calibration_samples": samples,
+        "calibration_method": params.calibration_method,
+        "per_channel": params.per_channel,
+        "activation_type": params.activation_type,
+        "weight_type": params.weight_type,
+        "quant_format": params.quant_format,
+        "nodes_quantized": [n.to_dict() for n in done],
+        "nodes_excluded": list(params.nodes_to_exclude),
+        **common.size_details(prepared.source, target),
+        "scores": scores,
+    }
+    notes = [
+        *prepared.notes,
+        f"Calibrated on {samples} samples ({params.calibration_method}); "
+        f"{len(done)} of {len(candidates)} weighted node(s) were quantized.",
+    ]
+    return details, notes + common.fidelity_notes(scores)

@@ -1,0 +1,199 @@
+"""Making the student: a channel-pruned copy of the teacher, or a model the user names.
+
+A width-reduced copy keeps the teacher's strongest channels (ranked by weight magnitude), so it
+starts close to the teacher and distillation mostly repairs what pruning took away; that is
+faster and more accurate than training the same shape from scratch, which stays available for
+comparison (``student_init="random"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from studio.api import ParameterError, TensorSpec
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a torch module costs: parameters and the multiply-adds of its Conv/Linear layers."""
+
+    params: int
+    macs: int
+
+
+def width_student(
+    teacher: torch.nn.Module, example: tuple[torch.Tensor, ...], width: float
+) -> torch.nn.Module:
+    """Prune ``teacher`` in place to ``width`` of its channels per layer and return it.
+
+    The layers that produce the model's outputs keep every channel: their width is the number
+    of classes, which the student must share with the teacher.
+    """
+    import torch_pruning as tp
+
+    ignored = output_layers(teacher, example)
+    check_width(teacher, ignored, width)
+    try:
+        pruner = tp.pruner.MetaPruner(
+            teacher,
+            example,
+            importance=tp.importance.GroupMagnitudeImportance(p=2),
+            pruning_ratio=1.0 - width,
+            ignored_layers=ignored,
+        )
+        pruner.step()
+    except Exception as exc:
+        raise ParameterError(
+            f"the teacher could not be narrowed by channel pruning ({_first_line(exc)}); "
+            "give a student with student='version' and student_ref"
+        ) from None
+    return teacher
+
+
+def check_width(module: torch.nn.Module, ignored: Sequence[torch.nn.Module], width: float) -> None:
+    """Refuse a width that would leave a layer with no channel (the pruner would then skip it)."""
+    skip = {id(m) for m in ignored}
+    widths = [_out_channels(m) for m in module.modules() if _is_prunable(m) and id(m) not in skip]
+    if not widths:
+        raise ParameterError(
+            "the teacher has no Conv or Linear layer to narrow; give a student with student='version'"
+        )
+    narrowest = min(widths)
+    if int(narrowest * width) < 1:
+        raise ParameterError(
+            f"width {width:g} would leave no channel in a layer of {narrowest}; "
+            f"use a width of at least {1 / narrowest:.3g}"
+        )
+
+
+def reinitialise(module: torch.nn.Module, seed: int) -> None:
+    """Fresh random weights in the same shapes: the baseline that shows what the pruned start buys."""
+    import torch
+
+    torch.manual_seed(seed)
+    for layer in module.modules():
+        reset = getattr(layer, "reset_parameters", None)
+        if callable(reset):
+            reset()
+        if hasattr(layer, "reset_running_stats"):
+            layer.reset_running_stats()
+
+
+def output_layers(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> list[torch.nn.Module]:
+    """The Conv/Linear layers whose output is the model's output (else the last one to run)."""
+    import torch
+
+    ran: list[tuple[torch.nn.Module, torch.Tensor]] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, _inp, out: ran.append((mod, out)))
+        for m in module.modules()
+        if _is_prunable(m)
+    ]
+    try:
+        with torch.no_grad():
+            outputs = flatten(module(*example))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    final = {id(t) for t in outputs}
+    found = [mod for mod, out in ran if id(out) in final]
+    return found or ([ran[-1][0]] if ran else [])
+
+
+def cost(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Cost:
+    """Parameters and per-sample multiply-adds, counted the same way for teacher and student."""
+    import torch
+
+    total = [0]
+
+    def count(layer: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        per_output = layer.weight.shape[1:].numel()  # in/groups x kernel for a conv, in for linear
+        total[0] += (output.numel() // max(output.shape[0], 1)) * per_output
+
+    hooks = [m.register_forward_hook(count) for m in module.modules() if _is_prunable(m)]
+    try:
+        with torch.no_grad():
+            module(*example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return Cost(params=sum(p.numel() for p in module.parameters()), macs=int(total[0]))
+
+
+def first_output(result: object) -> torch.Tensor:
+    """The tensor that stands for the model's output, as the studio's evaluation reads it."""
+    return flatten(result)[0]
+
+
+def flatten(result: object) -> list:
+    if isinstance(result, (tuple, list)):
+        return [t for item in result for t in flatten(item)]
+    if isinstance(result, dict):
+        return [t for item in result.values() for t in flatten(item)]
+    return [result]
+
+
+def input_mismatch(teacher: Sequence[TensorSpec], student: Sequence[TensorSpec]) -> str | None:
+    """One sentence naming how the student's declared inputs differ from the teacher's, or None."""
+    if len(teacher) != len(student):
+        return f"the student takes {len(student)} inputs but the teacher takes {len(teacher)}"
+    for t, s in zip(teacher, student, strict=True):
+        if len(t.shape) != len(s.shape) or any(
+            isinstance(a, int) and isinstance(b, int) and a != b
+            for a, b in zip(t.shape[1:], s.shape[1:], strict=True)
+        ):
+            return (
+                f"the student takes input of shape {_shape(s.shape)} "
+                f"but the teacher gives it {_shape(t.shape)}"
+            )
+        if t.dtype != s.dtype:
+            return f"the student takes {s.dtype} input but the teacher takes {t.dtype}"
+    return None
+
+
+def output_mismatch(
+    student: torch.nn.Module, batch: tuple[torch.Tensor, ...], teacher_out: Sequence[int]
+) -> str | None:
+    """Run the student on real samples the teacher took; None when its output has the same shape."""
+    import torch
+
+    student.eval()
+    try:
+        with torch.no_grad():
+            out = first_output(student(*batch))
+    except Exception as exc:
+        shape = _shape(tuple(batch[0].shape))
+        return f"the student fails on the teacher's input of shape {shape}: {_first_line(exc)}"
+    if not isinstance(out, torch.Tensor):
+        return f"the student returns a {type(out).__name__}, not a tensor"
+    if tuple(out.shape) != tuple(teacher_out):
+        return (
+            f"the student gives outputs of shape {_shape(tuple(out.shape))} "
+            f"but the teacher gives {_shape(tuple(teacher_out))}"
+        )
+    return None
+
+
+def _is_prunable(module: torch.nn.Module) -> bool:
+    """Layers whose output channels can be narrowed and whose multiply-adds dominate the cost."""
+    from torch import nn
+
+    return isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+
+
+def _out_channels(module: torch.nn.Module) -> int:
+    return int(module.weight.shape[0])
+
+
+def _shape(shape: Sequence) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -293,3 +293,17 @@ def test_not_a_project(studio_cli, tmp_path: Path) -> None:
 def test_usage_errors_exit_2(studio_cli) -> None:
     assert studio_cli("bench").returncode == 2
     assert studio_cli("info", "x.onnx", "--input-shape", "a,b").returncode == 2
+
+
+def test_a_colleagues_architecture_version_needs_trust_on_this_machine(
+    studio_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "p"
+    assert studio_cli("import", DEMO_ARCH, "--weights", DEMO_WEIGHTS, "--project", project, "--trust").returncode == 0
+    assert studio_cli("pack", project, tmp_path / "p.studio").returncode == 0
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "another-machine"))
+    assert studio_cli("unpack", tmp_path / "p.studio", tmp_path / "q").returncode == 0
+    refused = studio_cli("bench", "v1", "--project", tmp_path / "q", *FAST)
+    assert refused.returncode == 2 and "--trust" in refused.stderr
+    assert studio_cli("info", "v1", "--project", tmp_path / "q", "--trust").returncode == 0
+    assert studio_cli("bench", "v1", "--project", tmp_path / "q", *FAST).returncode == 0

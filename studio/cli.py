@@ -19,6 +19,11 @@ EXIT_USAGE = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _opens_window(argv):
+        from studio.ui.app import main as window
+
+        return window(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -32,6 +37,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("studio: interrupted", file=sys.stderr)
         return 130
+
+
+def _opens_window(argv: list[str]) -> bool:
+    """`studio` alone, or `studio PATH` (a project folder or a model file), opens the window."""
+    if not argv:
+        return True
+    first = argv[0]
+    return (
+        len(argv) == 1
+        and not first.startswith("-")
+        and first not in _command_names()
+        and Path(first).exists()
+    )
+
+
+def _command_names() -> set[str]:
+    return {
+        "demo",
+        "import",
+        "info",
+        "bench",
+        "optimize",
+        "run",
+        "versions",
+        "jobs",
+        "plugins",
+        "devices",
+    } | {"export", "pack", "unpack", "report"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +360,10 @@ def _register_demo(sub) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if not args.headless:
+        from studio.ui.app import main as window
+
+        return window(["--demo", *(["--project", str(args.project)] if args.project else [])])
     from studio.cli_views import demo_text
     from studio.demo import run_demo
 

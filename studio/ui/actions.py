@@ -1,0 +1,93 @@
+"""Menus, toolbar entries and shortcuts as data, kept out of the window class.
+
+Each declaration names the window method it runs; ``build_actions`` turns the list into
+QActions, menus and a toolbar. Adding a command is one line here and one method on the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu, QStyle, QToolBar
+
+Key = QKeySequence.StandardKey
+Icon = QStyle.StandardPixmap
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    text: str
+    menu: str
+    command: str  # the window method it calls
+    shortcut: str | Key | None = None
+    icon: Icon | None = None
+    toolbar: bool = False
+    tip: str = ""
+    needs: str = ""  # "project" or "version": disabled until there is one
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_model", "&Open Model…", "&File", "open_model_dialog", Key.Open, Icon.SP_DialogOpenButton, True,
+               "Import an ONNX or PyTorch model into the project"),
+    ActionSpec("open_project", "Open &Project…", "&File", "open_project_dialog", "Ctrl+Shift+O", Icon.SP_DirOpenIcon,
+               True, "Open a project folder"),
+    ActionSpec("new_project", "&New Project…", "&File", "new_project_dialog", Key.New, Icon.SP_FileDialogNewFolder),
+    ActionSpec("open_demo", "Open the &Demo Project", "&File", "open_demo", None, Icon.SP_MediaPlay, False,
+               "The shipped digits CNN, imported and measured, ready to optimize"),
+    ActionSpec("settings", "&Settings…", "&File", "open_settings", "Ctrl+,", None),
+    ActionSpec("quit", "&Quit", "&File", "close", Key.Quit, None),
+    ActionSpec("run", "&Run Technique", "&Model", "run_technique", "Ctrl+Return", Icon.SP_MediaPlay, True,
+               "Queue the technique in the Optimize panel on the selected version", "version"),
+    ActionSpec("measure", "&Measure", "&Model", "measure_selected", "Ctrl+M", Icon.SP_BrowserReload, True,
+               "Measure accuracy, size and latency of the selected version", "version"),
+    ActionSpec("compare", "&Compare Selected", "&Model", "compare_selected", "Ctrl+Shift+C", Icon.SP_FileDialogDetailedView,
+               True, "Compare the versions selected in the lineage tree", "project"),
+    ActionSpec("cancel_job", "Cancel &Job", "&Model", "cancel_selected_job", "Ctrl+.", Icon.SP_BrowserStop, False,
+               "Cancel the job selected in the Jobs panel", "project"),
+    ActionSpec("show_graph", "&Graph", "&View", "show_graph_tab", "Ctrl+1"),
+    ActionSpec("show_charts", "&Charts", "&View", "show_charts_tab", "Ctrl+2"),
+    ActionSpec("show_compare", "C&ompare", "&View", "show_compare_tab", "Ctrl+3"),
+    ActionSpec("find_layer", "&Find Layer", "&View", "focus_layer_filter", Key.Find),
+    ActionSpec("reset_layout", "&Reset Layout", "&View", "reset_layout"),
+    ActionSpec("about", "&About", "&Help", "show_about"),
+)  # fmt: skip
+
+
+def build_actions(window: QMainWindow, specs: Sequence[ActionSpec] = ACTIONS) -> dict[str, QAction]:
+    """QActions for ``specs``, added to the window's menus (in order) and a main toolbar."""
+    actions: dict[str, QAction] = {}
+    menus: dict[str, QMenu] = {}
+    toolbar = QToolBar("Main", window)
+    toolbar.setObjectName("mainToolbar")
+    window.addToolBar(toolbar)
+    style = window.style()
+    for spec in specs:
+        action = QAction(spec.text, window)
+        action.setObjectName(f"action_{spec.id}")
+        if spec.shortcut is not None:
+            action.setShortcut(QKeySequence(spec.shortcut))
+        if spec.icon is not None:
+            action.setIcon(style.standardIcon(spec.icon))
+        tip = spec.tip or spec.text.replace("&", "").rstrip("…")
+        shortcut = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{tip} ({shortcut})" if shortcut else tip)
+        action.setStatusTip(tip)
+        action.setProperty("needs", spec.needs)
+        action.triggered.connect(lambda _checked=False, name=spec.command: getattr(window, name)())
+        menu = menus.get(spec.menu) or menus.setdefault(spec.menu, window.menuBar().addMenu(spec.menu))
+        menu.addAction(action)
+        if spec.toolbar:
+            toolbar.addAction(action)
+        actions[spec.id] = action
+    return actions
+
+
+def update_enabled(actions: dict[str, QAction], *, project: bool, version: bool) -> None:
+    for action in actions.values():
+        needs = action.property("needs")
+        action.setEnabled(
+            needs == "" or (needs == "project" and project) or (needs == "version" and project and version)
+        )

@@ -1,0 +1,226 @@
+"""What the window asks of the project, and what it hears back, as Qt signals.
+
+The controller owns the open ``ProjectSession``, the job bridge and a small pool of background
+threads. Anything that can take longer than a frame (opening a project, importing or inspecting
+a model, building the demo) runs off the UI thread; results and errors come back as signals.
+Views never touch the session: they render what these signals carry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
+
+from studio.jobs.events import JobEvent
+from studio.ui.background import Background, TaskFailed
+from studio.ui.job_bridge import JobBridge
+from studio.ui.models.figures import VersionFigures, version_figures
+from studio.ui.pool import PoolSettings
+
+if TYPE_CHECKING:
+    from studio.ui.session import ProjectSession
+    from studio.ui.version_view import VersionView
+
+
+class ProjectController(QObject):
+    project_opened = Signal(object)  # ProjectSession
+    project_closed = Signal()
+    figures_changed = Signal(list)  # list[VersionFigures]
+    jobs_reset = Signal(list)  # list[JobRecord]
+    job_added = Signal(object)  # JobRecord
+    job_event = Signal(object)  # JobEvent
+    version_loaded = Signal(object)  # VersionView
+    model_imported = Signal(object)  # ModelVersion
+    busy = Signal(str)  # what is being done ("" when idle)
+    failed = Signal(object)  # an exception (StudioError: one sentence) or TaskFailed
+
+    def __init__(self, pool: PoolSettings | None = None, cache_dir: Path | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.pool = pool or PoolSettings()
+        self.cache_dir = cache_dir
+        self.session: ProjectSession | None = None
+        self.figures: list[VersionFigures] = []
+        self.background = Background(self)
+        self.bridge = JobBridge(self)
+        self.bridge.job_event.connect(self._on_job_event)
+        self._known_jobs: set[int] = set()
+        self._closing = False
+        self._refresh_due = False
+
+    # -- projects -------------------------------------------------------------------------------
+
+    def open_project(self, path: Path, *, create: bool = False) -> None:
+        self.busy.emit(f"Opening {Path(path).name}…")
+        self.close_project()
+        pool = self.pool
+
+        def open_session() -> ProjectSession:
+            from studio.ui.session import ProjectSession
+
+            return ProjectSession.open(Path(path), pool, create=create)
+
+        self.background.run(open_session, self._opened, self._failed)
+
+    def _opened(self, session: ProjectSession) -> None:
+        if self._closing:  # the window closed while the project was opening
+            session.close()
+            return
+        self.session = session
+        self.bridge.attach(session.manager)
+        self.busy.emit("")
+        self.project_opened.emit(session)
+        self.reload_jobs()
+        self.refresh()
+
+    def close_project(self) -> None:
+        """Stop the project's workers (running jobs are recorded as interrupted) and close it."""
+        if self.session is None:
+            return
+        self.bridge.detach()
+        session, self.session = self.session, None
+        self.figures = []
+        self._known_jobs = set()
+        session.close()
+        self.project_closed.emit()
+
+    def run_demo(self, folder: Path) -> None:
+        """Build (or refresh) the demo project in ``folder``, then open it."""
+        from studio.demo import run_demo
+
+        self.busy.emit("Preparing the demo project: importing and measuring the digits model…")
+        self.background.run(
+            lambda: run_demo(Path(folder)),
+            lambda result: self.open_project(Path(result["project"])),
+            self._failed,
+        )
+
+    # -- figures and jobs -------------------------------------------------------------------------
+
+    def refresh(self) -> list[VersionFigures]:
+        """Re-read versions and measurements (two queries) and tell every view."""
+        if self.session is None:
+            return []
+        store = self.session.project.store
+        self.figures = version_figures(store.list_versions(), store.list_measurements())
+        self.figures_changed.emit(self.figures)
+        return self.figures
+
+    def reload_jobs(self) -> None:
+        if self.session is None:
+            return
+        records = self.session.project.store.list_jobs()
+        self._known_jobs = {r.id for r in records}
+        self.jobs_reset.emit(records)
+
+    def _sync_jobs(self) -> None:
+        """Jobs queued by the manager thread (measurements after a step) join the table."""
+        if self.session is None:
+            return
+        for record in self.session.project.store.list_jobs():
+            if record.id not in self._known_jobs:
+                self._known_jobs.add(record.id)
+                self.job_added.emit(record)
+
+    def _on_job_event(self, event: JobEvent) -> None:
+        if event.job_id not in self._known_jobs:
+            self._sync_jobs()
+        self.job_event.emit(event)
+        if event.final:
+            self._sync_jobs()
+            self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        """One refresh for a burst of jobs ending together (a step, then its measurements)."""
+        if not self._refresh_due:
+            self._refresh_due = True
+            QTimer.singleShot(0, self._due_refresh)
+
+    def _due_refresh(self) -> None:
+        self._refresh_due = False
+        self.refresh()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def version(self, version_id: int):
+        return None if self.session is None else self.session.project.store.get_version(version_id)
+
+    def submit_optimize(
+        self, version_id: int, technique: str, params: dict[str, Any], **options: Any
+    ) -> None:
+        """Queue a step off the UI thread (checks load the dataset and the plugin); ``job_added``
+        follows, or ``failed`` with a readable error for a request that could never run."""
+        self._submit(
+            lambda s: s.submit_optimize(s.project.store.get_version(version_id), technique, params, **options)
+        )
+
+    def submit_measure(self, version_id: int, dataset: str | None = None) -> None:
+        self._submit(
+            lambda s: s.submit_measure(s.project.store.get_version(version_id), dataset=dataset or None)
+        )
+
+    def submit_recipe(self, version_id: int, steps: list, **options: Any) -> None:
+        self._submit(lambda s: s.submit_recipe(s.project.store.get_version(version_id), steps, **options))
+
+    def _submit(self, submit) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.background.run(
+            lambda: session.project.store.get_job(submit(session)), self._queued, self._failed
+        )
+
+    def _queued(self, record) -> None:
+        if record.id not in self._known_jobs:  # an event about it may have announced it already
+            self._known_jobs.add(record.id)
+            self.job_added.emit(record)
+
+    def cancel(self, job_id: int) -> None:
+        if self.session is not None:
+            self.session.cancel(job_id)
+
+    def load_version(self, version_id: int) -> None:
+        """Layers and graph file of a version, computed off the UI thread; ``version_loaded`` follows."""
+        self.view_of(version_id, self._loaded)
+
+    def view_of(self, version_id: int, on_done) -> None:
+        """``on_done(VersionView)`` on the UI thread, once the version has been read."""
+        if self.session is None:
+            return
+        from studio.ui.version_view import version_view
+
+        project, cache = self.session.project, self.cache_dir or self.session.root / ".graph-cache"
+        version = self.version(version_id)
+        self.background.run(lambda: version_view(project, version, cache), on_done, self._failed)
+
+    def _loaded(self, view: VersionView) -> None:
+        if self.session is not None:
+            self.version_loaded.emit(view)
+
+    def import_model(self, path: Path, *, weights: Path | None = None, trust: bool = False) -> None:
+        if self.session is None:
+            return
+        session = self.session
+        self.busy.emit(f"Importing {Path(path).name}…")
+        self.background.run(
+            lambda: session.import_model(Path(path), weights=weights, trust=trust),
+            self._imported,
+            self._failed,
+        )
+
+    def _imported(self, version) -> None:
+        self.busy.emit("")
+        self.refresh()
+        self.model_imported.emit(version)
+
+    def _failed(self, failure: TaskFailed) -> None:
+        self.busy.emit("")
+        self.failed.emit(failure)
+
+    def shutdown(self) -> None:
+        """Finish what is running in the background, then close the project and its workers."""
+        self._closing = True
+        self.background.wait(10_000)
+        QCoreApplication.processEvents()  # deliver results still queued (a session just opened)
+        self.close_project()

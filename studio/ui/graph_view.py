@@ -1,0 +1,246 @@
+"""The model graph: Netron, served by the ``netron`` package on 127.0.0.1, shown in a QWebEngineView.
+
+Netron's page would reach out to the internet (ipinfo.io for a cookie question, Google Analytics
+for telemetry) and stops working with "Please update" once its build is 180 days old. Here:
+- every request whose host is not loopback is blocked (``LoopbackOnly``);
+- the cookie question is answered before the page runs (a ``consent`` cookie, as Netron's
+  ``browser.js`` checks it), by a script injected at document creation;
+- the page's build date (``<meta name="date">``, which the age check reads) is removed as the
+  page is parsed, so the pinned Netron keeps working after 180 days.
+The web engine is created on first use only: it costs a few hundred milliseconds and a process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
+from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+_PREPARE_PAGE = """
+(() => {
+  document.cookie = 'consent=' + Date.now() + ';path=/';
+  const dropDate = () => {
+    for (const meta of document.querySelectorAll('meta[name="date"]')) meta.remove();
+  };
+  new MutationObserver(dropDate).observe(document, { childList: true, subtree: true });
+  document.addEventListener('DOMContentLoaded', dropDate);
+})();
+"""
+
+# Select a node by name the way Netron's own Find sidebar does (view.js: target.select + scrollTo).
+_SELECT_NODE = """
+(() => {
+  const view = window.__view__;
+  const target = view && view.target;
+  if (!target || !target._table) return false;
+  for (const key of target._table.keys()) {
+    if (key && key.type && key.name === %s) {
+      target.scrollTo(target.select([key], 'sidebar'));
+      return true;
+    }
+  }
+  return false;
+})()
+"""
+
+
+_IS_DRAWN = "!!(window.__view__ && window.__view__.target && window.__view__.target._table)"
+_POLL_MS = 100
+_MAX_POLLS = 600  # a minute: very large graphs take Netron a while to lay out
+
+
+class NetronServer:
+    """One model served at a time, on 127.0.0.1 and a free port."""
+
+    def __init__(self) -> None:
+        self._address: tuple[str, int] | None = None
+
+    def serve(self, path: Path) -> QUrl:
+        import netron
+
+        self.stop()
+        root = logging.getLogger()
+        quiet = logging.NullHandler() if not root.handlers else None
+        if quiet is not None:  # netron.serve configures logging itself when nothing else has
+            root.addHandler(quiet)
+        try:
+            self._address = netron.serve(str(path), address=("127.0.0.1", 0), browse=False)
+        finally:
+            if quiet is not None:
+                root.removeHandler(quiet)
+        host, port = self._address
+        return QUrl(f"http://{host}:{port}/")
+
+    def stop(self) -> None:
+        if self._address is not None:
+            import netron
+
+            netron.stop(self._address)
+            self._address = None
+
+
+_profile = None
+_interceptor = None
+
+
+def netron_profile():
+    """The off-the-record profile every graph page uses: loopback only, page prepared as above."""
+    global _profile, _interceptor
+    if _profile is not None:
+        return _profile
+    from PySide6.QtWebEngineCore import QWebEngineProfile, QWebEngineScript, QWebEngineUrlRequestInterceptor
+
+    class LoopbackOnly(QWebEngineUrlRequestInterceptor):
+        """Blocks every request that would leave this machine; remembers what it blocked."""
+
+        def __init__(self, parent=None) -> None:
+            super().__init__(parent)
+            self.blocked: list[str] = []
+
+        def interceptRequest(self, info) -> None:
+            url = info.requestUrl()
+            if url.scheme() in ("data", "blob") or url.host() in LOOPBACK_HOSTS:
+                return
+            self.blocked.append(url.toString())
+            info.block(True)
+
+    profile = QWebEngineProfile(QCoreApplication.instance())  # no storage name: nothing kept on disk
+    profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
+    _interceptor = LoopbackOnly(profile)
+    profile.setUrlRequestInterceptor(_interceptor)
+    script = QWebEngineScript()
+    script.setName("studio-prepare-netron")
+    script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
+    script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
+    script.setSourceCode(_PREPARE_PAGE)
+    profile.scripts().insert(script)
+    _profile = profile
+    return profile
+
+
+def blocked_requests() -> list[str]:
+    """URLs the graph view refused to load (for the status of privacy, and for tests)."""
+    return [] if _interceptor is None else list(_interceptor.blocked)
+
+
+class GraphView(QWidget):
+    """Shows a message until a model file is given, then Netron's drawing of it."""
+
+    loaded = Signal(bool)  # the graph is drawn (True), or the page or model failed to load (False)
+    node_selected = Signal(str, bool)  # name, whether Netron found it
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._stack = QStackedLayout(self)
+        self._message = QLabel("Select a model version to see its graph.")
+        self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._message.setWordWrap(True)
+        self._stack.addWidget(self._message)
+        self._web = None
+        self._server = NetronServer()
+        self._path: Path | None = None
+        self._ready = False
+        self._polls = 0
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def ready(self) -> bool:
+        """Whether the page for ``path`` has finished loading."""
+        return self._ready
+
+    @property
+    def web_view(self):
+        return self._web
+
+    def prepare(self) -> None:
+        """Start the web engine now (a few hundred milliseconds, once), rather than when the first
+        graph is asked for."""
+        self._ensure_web()
+
+    def show_message(self, text: str) -> None:
+        self._path = None
+        self._ready = False
+        self._server.stop()
+        self._message.setText(text)
+        self._stack.setCurrentWidget(self._message)
+
+    def show_file(self, path: Path) -> None:
+        """Serve ``path`` (an ONNX or other Netron-readable file) and load it."""
+        if self._path == Path(path) and self._web is not None:
+            return
+        web = self._ensure_web()
+        self._path, self._ready = Path(path), False
+        web.load(self._server.serve(Path(path)))
+        self._stack.setCurrentWidget(web)
+
+    def select_node(self, name: str) -> None:
+        """Select and scroll to a node; ``node_selected`` says whether Netron had it."""
+        if self._web is None or not self._ready:
+            self.node_selected.emit(name, False)
+            return
+        self._web.page().runJavaScript(
+            _SELECT_NODE % json.dumps(name), 0, lambda found: self.node_selected.emit(name, bool(found))
+        )
+
+    def run_javascript(self, code: str, callback) -> None:
+        if self._web is not None:
+            self._web.page().runJavaScript(code, 0, callback)
+
+    def _ensure_web(self):
+        if self._web is None:
+            from PySide6.QtWebEngineCore import QWebEnginePage
+            from PySide6.QtWebEngineWidgets import QWebEngineView
+
+            self._web = QWebEngineView(self)
+            self._web.setPage(QWebEnginePage(netron_profile(), self._web))
+            self._web.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
+            self._web.loadFinished.connect(self._on_loaded)
+            self._stack.addWidget(self._web)
+        return self._web
+
+    def _on_loaded(self, ok: bool) -> None:
+        if not ok:
+            self.loaded.emit(False)
+            return
+        self._polls = 0
+        self._poll_drawn()
+
+    def _poll_drawn(self) -> None:
+        """The page loads before Netron has read and drawn the model: wait until it has."""
+        path = self._path
+
+        def answer(drawn) -> None:
+            if path != self._path:
+                return  # another model was asked for meanwhile
+            if drawn:
+                self._ready = True
+                self.loaded.emit(True)
+            elif self._polls < _MAX_POLLS:
+                self._polls += 1
+                QTimer.singleShot(_POLL_MS, self._poll_drawn)
+            else:
+                self.loaded.emit(False)
+
+        self.run_javascript(_IS_DRAWN, answer)
+
+    def shutdown(self) -> None:
+        """Stop serving and delete the page now: the web engine wants every page gone before the
+        application-wide profile, which may happen without another turn of the event loop."""
+        import shiboken6
+
+        self._server.stop()
+        self._path = None
+        if self._web is not None:
+            web, self._web = self._web, None
+            self._stack.removeWidget(web)
+            shiboken6.delete(web)  # its page is its child and goes with it

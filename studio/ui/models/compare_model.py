@@ -1,0 +1,81 @@
+"""Versions side by side: one column per version, one row per metric, deltas against the first."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+
+from studio.ui.models.figures import METRICS, VersionFigures
+
+BETTER = QColor("#2e7d32")
+WORSE = QColor("#c62828")
+DELTA_SIGN_ROLE = Qt.ItemDataRole.UserRole + 1
+
+Index = QModelIndex | QPersistentModelIndex
+ROOT = QModelIndex()  # the invisible root, as a default argument
+
+
+class CompareModel(QAbstractTableModel):
+    """The first version is the reference; every other cell shows its value and the change."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._versions: list[VersionFigures] = []
+
+    def set_versions(self, versions: Sequence[VersionFigures]) -> None:
+        self.beginResetModel()
+        self._versions = list(versions)
+        self.endResetModel()
+
+    @property
+    def versions(self) -> list[VersionFigures]:
+        return list(self._versions)
+
+    def rowCount(self, parent: Index = ROOT) -> int:
+        return 0 if parent.isValid() else len(METRICS)
+
+    def columnCount(self, parent: Index = ROOT) -> int:
+        return 0 if parent.isValid() else len(self._versions)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Vertical:
+            return METRICS[section].title
+        fig = self._versions[section]
+        return f"{fig.label}\n{fig.technique or 'import'}" + ("\n(reference)" if section == 0 else "")
+
+    def cell(self, row: int, column: int) -> tuple[str, str, int]:
+        """Value text, delta text and delta sign (+1 better, -1 worse, 0 none) of one cell."""
+        metric, fig = METRICS[row], self._versions[column]
+        value = metric.value(fig)
+        if column == 0:
+            return metric.text(value), "", 0
+        delta, sign = metric.delta(metric.value(self._versions[0]), value)
+        return metric.text(value), delta, sign
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        value, delta, sign = self.cell(index.row(), index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{value}   ({delta})" if delta else value
+        if role == DELTA_SIGN_ROLE:
+            return sign
+        if role == Qt.ItemDataRole.ForegroundRole and sign:
+            return QBrush(BETTER if sign > 0 else WORSE)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["metric", *(f.label for f in self._versions)])
+        for metric in METRICS:
+            writer.writerow([metric.title, *(metric.value(f) for f in self._versions)])
+        return out.getvalue()

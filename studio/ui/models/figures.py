@@ -1,0 +1,204 @@
+"""The figures the window shows about each version, as plain data (no Qt).
+
+Every view (lineage tree, charts, compare table) reads the same ``VersionFigures`` list, built in
+one pass over the project's versions and measurements, so a refresh costs two queries whatever
+the number of views, and the views can never disagree about a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from studio.store import Measurement, ModelVersion
+
+
+@dataclass(frozen=True)
+class VersionFigures:
+    """One version and its latest measurement, flattened for display."""
+
+    id: int
+    name: str
+    parent_id: int | None
+    technique: str | None
+    format: str
+    size_bytes: int
+    params: int | None
+    macs: int | None
+    latency_ms: float | None = None  # p50 of the latest measurement
+    latency_p99_ms: float | None = None
+    throughput_per_s: float | None = None
+    accuracy: float | None = None  # top-1, 0..1
+    cosine_min: float | None = None
+    measured_on: str | None = None  # "cpu, batch 1, 1 thread"
+    measurements: int = 0
+    notes: str = ""
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"v{self.id} {self.name}"
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id is None
+
+
+def version_figures(
+    versions: Iterable[ModelVersion], measurements: Iterable[Measurement]
+) -> list[VersionFigures]:
+    """Each version with the figures of its latest measurement (measurements come oldest first)."""
+    latest: dict[int, Measurement] = {}
+    counts: dict[int, int] = {}
+    for m in measurements:
+        latest[m.version_id] = m
+        counts[m.version_id] = counts.get(m.version_id, 0) + 1
+    return [_figures(v, latest.get(v.id), counts.get(v.id, 0)) for v in versions]
+
+
+def _figures(v: ModelVersion, m: Measurement | None, count: int) -> VersionFigures:
+    base = dict(
+        id=v.id,
+        name=v.name,
+        parent_id=v.parent_id,
+        technique=v.technique,
+        format=v.format,
+        size_bytes=v.size_bytes,
+        params=v.params,
+        macs=v.macs,
+        measurements=count,
+        notes=v.notes,
+        details=dict(v.details or {}),
+    )
+    if m is None:
+        return VersionFigures(**base)
+    return VersionFigures(
+        **base,
+        latency_ms=m.latency_p50_ms,
+        latency_p99_ms=m.latency_p99_ms,
+        throughput_per_s=m.throughput_per_s,
+        accuracy=(m.accuracy or {}).get("top1"),
+        cosine_min=(m.fidelity or {}).get("cosine_min"),
+        measured_on=_settings_text(m),
+    )
+
+
+def _settings_text(m: Measurement) -> str:
+    threads = "" if m.threads is None else f", {m.threads} thread{'s' if m.threads != 1 else ''}"
+    return f"{m.device}, batch {m.batch}{threads}"
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower latency x, higher accuracy y),
+    ordered by latency: the curve a person picks a version from."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front: list[int] = []
+    best = float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def baseline_of(figures: Sequence[VersionFigures], version_id: int) -> VersionFigures | None:
+    """The root of ``version_id``'s lineage: what its deltas are measured against."""
+    by_id = {f.id: f for f in figures}
+    current = by_id.get(version_id)
+    seen: set[int] = set()
+    while current is not None and current.parent_id in by_id and current.id not in seen:
+        seen.add(current.id)
+        current = by_id[current.parent_id]
+    return current
+
+
+def children_of(figures: Sequence[VersionFigures]) -> dict[int | None, list[VersionFigures]]:
+    """Versions grouped under their parent (None for imported roots), each list oldest first."""
+    known = {f.id for f in figures}
+    tree: dict[int | None, list[VersionFigures]] = {}
+    for f in figures:
+        parent = f.parent_id if f.parent_id in known else None
+        tree.setdefault(parent, []).append(f)
+    return tree
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the compare table: how to read it, show it, and which way is better."""
+
+    title: str
+    attr: str
+    lower_is_better: bool
+    kind: str  # "bytes", "count", "ms", "rate", "fraction"
+
+    def value(self, f: VersionFigures) -> float | None:
+        return getattr(f, self.attr)
+
+    def text(self, value: float | None) -> str:
+        if value is None:
+            return "–"
+        return {
+            "bytes": human_bytes,
+            "count": human_count,
+            "ms": millis,
+            "rate": lambda v: f"{v:.1f} /s",
+            "fraction": percent,
+        }[self.kind](value)
+
+    def delta(self, base: float | None, value: float | None) -> tuple[str, int]:
+        """The change from ``base`` as text, and its sign for colouring: +1 better, -1 worse, 0 same."""
+        if base is None or value is None or base == value:
+            return ("", 0)
+        if self.kind == "fraction":
+            better = (value < base) == self.lower_is_better
+            return (f"{100 * (value - base):+.2f} pts", 1 if better else -1)
+        if not base or not value:
+            return ("", 0)
+        ratio = base / value if self.lower_is_better else value / base
+        if ratio >= 1:
+            return (f"{ratio:.2f}× {_BETTER_WORDS[self.kind]}", 1)
+        return (f"{1 / ratio:.2f}× {_WORSE_WORDS[self.kind]}", -1)
+
+
+_BETTER_WORDS = {"bytes": "smaller", "count": "fewer", "ms": "faster", "rate": "faster"}
+_WORSE_WORDS = {"bytes": "larger", "count": "more", "ms": "slower", "rate": "slower"}
+
+METRICS: tuple[Metric, ...] = (
+    Metric("Size", "size_bytes", True, "bytes"),
+    Metric("Parameters", "params", True, "count"),
+    Metric("MACs", "macs", True, "count"),
+    Metric("Latency p50", "latency_ms", True, "ms"),
+    Metric("Latency p99", "latency_p99_ms", True, "ms"),
+    Metric("Throughput", "throughput_per_s", False, "rate"),
+    Metric("Top-1 accuracy", "accuracy", False, "fraction"),
+    Metric("Min. cosine to reference", "cosine_min", False, "fraction"),
+)
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def human_count(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def percent(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f} %"
+
+
+def millis(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f} ms"

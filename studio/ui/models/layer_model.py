@@ -1,0 +1,116 @@
+"""The layer table (op, output shape, params, MACs, share) over ``studio.core.graph.Layer`` rows.
+
+Display text and sort keys are separate roles, so that sorting by MACs sorts numbers, and a
+graph of thousands of nodes sorts in the proxy without formatting a string per comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+
+from studio.ui.models.figures import human_count
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+NAME_ROLE = Qt.ItemDataRole.UserRole + 2
+_COLUMNS = ("#", "Name", "Op", "Output shape", "Params", "MACs", "Share of MACs")
+_NUMERIC = {0, 4, 5, 6}
+
+Index = QModelIndex | QPersistentModelIndex
+ROOT = QModelIndex()  # the invisible root, as a default argument
+
+
+class LayerTableModel(QAbstractTableModel):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._layers: list[Any] = []
+        self._total_macs = 0
+
+    def set_layers(self, layers: Sequence[Any]) -> None:
+        """``layers``: objects with name, op, output_shape, params and macs (``Layer`` rows)."""
+        self.beginResetModel()
+        self._layers = list(layers)
+        self._total_macs = sum(layer.macs for layer in self._layers)
+        self.endResetModel()
+
+    def layer(self, row: int) -> Any:
+        return self._layers[row]
+
+    def rowCount(self, parent: Index = ROOT) -> int:
+        return 0 if parent.isValid() else len(self._layers)
+
+    def columnCount(self, parent: Index = ROOT) -> int:
+        return 0 if parent.isValid() else len(_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return _COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        layer, column = self._layers[index.row()], index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(index.row(), layer, column)
+        if role == SORT_ROLE:
+            return self._key(index.row(), layer, column)
+        if role == NAME_ROLE:
+            return layer.name
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and column == 1:
+            return layer.name
+        return None
+
+    def share(self, layer: Any) -> float:
+        return layer.macs / self._total_macs if self._total_macs else 0.0
+
+    def _text(self, row: int, layer: Any, column: int) -> str:
+        if column == 0:
+            return str(row + 1)
+        if column == 1:
+            return layer.name
+        if column == 2:
+            return layer.op
+        if column == 3:
+            return _shape(layer.output_shape)
+        if column == 4:
+            return human_count(layer.params) if layer.params else ""
+        if column == 5:
+            return human_count(layer.macs) if layer.macs else ""
+        share = self.share(layer)
+        return f"{100 * share:.1f} %" if share else ""
+
+    def _key(self, row: int, layer: Any, column: int) -> Any:
+        return (row, layer.name, layer.op, _shape(layer.output_shape), layer.params, layer.macs, layer.macs)[
+            column
+        ]
+
+
+def _shape(shape: Sequence | None) -> str:
+    if shape is None:
+        return "?"
+    return "×".join("?" if d is None else str(d) for d in shape) or "scalar"
+
+
+class LayerFilterProxy(QSortFilterProxyModel):
+    """Sorts by the raw numbers and filters rows by name or op (case-insensitive substring)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self._needle = ""
+
+    def set_needle(self, text: str) -> None:
+        self.beginFilterChange()
+        self._needle = text.strip().lower()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if not self._needle:
+            return True
+        layer = self.sourceModel().layer(source_row)
+        return self._needle in layer.name.lower() or self._needle in layer.op.lower()

@@ -1,0 +1,65 @@
+"""What the graph tab shows of one version: its layer rows and a file Netron can draw (no Qt).
+
+Computed off the UI thread: reading a large ONNX graph or converting a PyTorch model takes
+seconds, and a PyTorch model's conversion is kept (by artifact hash) so it happens once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.api import StudioError
+from studio.project import Project
+from studio.store import ModelVersion
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """What the graph tab shows of one version: its layer rows and a file Netron can draw."""
+
+    version: ModelVersion
+    layers: list
+    graph_file: Path | None
+    problem: str | None = None  # why there is no graph (an untrusted file, a failed conversion)
+
+
+def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> VersionView:
+    """Layers and a drawable file: ONNX as stored; PyTorch converted once to ONNX under ``cache_dir``.
+
+    Netron cannot draw an architecture file with separate weights, so PyTorch versions are shown
+    through the same ONNX conversion the layer table is computed from, keyed by artifact hash.
+    """
+    from studio.core.graph import inspect_model
+    from studio.core.models import ModelFiles, ModelFormat
+
+    files = project.model_files(version)
+    if files.format is ModelFormat.ONNX:
+        return VersionView(version, project.inspect(version).layers, files.main)
+    onnx_file = Path(cache_dir) / f"{version.artifact}.onnx"
+    try:
+        if not onnx_file.is_file():
+            _export_for_graph(project, version, onnx_file)
+    except StudioError as error:
+        return VersionView(version, [], None, str(error))
+    layers = inspect_model(ModelFiles(onnx_file, ModelFormat.ONNX)).layers
+    return VersionView(version, layers, onnx_file)
+
+
+def _export_for_graph(project: Project, version: ModelVersion, target: Path) -> None:
+    from studio.core.models import export_onnx, load_torch_module, torch_example_inputs, torch_input_specs
+    from studio.core.trust import is_model_trusted
+    from studio.versions import input_shapes_of
+
+    files = project.model_files(version)
+    module = load_torch_module(files, trusted=is_model_trusted(files))
+    specs = torch_input_specs(files, module, input_shapes_of(version))
+    dynamic = bool(specs) and all(s.shape and s.shape[0] == "batch" for s in specs)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    export_onnx(
+        module,
+        torch_example_inputs(specs),
+        target,
+        input_names=[s.name for s in specs],
+        dynamic_batch=dynamic,
+    )

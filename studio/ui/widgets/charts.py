@@ -1,0 +1,201 @@
+"""Results charts (pyqtgraph): accuracy against latency with the Pareto front, size and latency bars.
+
+Each chart is one ``GraphicsLayoutWidget`` so that it exports as one picture, and draws from
+arrays in a single ``setData`` call, so a thousand versions redraw in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from studio.ui.models.figures import VersionFigures, pareto_front
+
+FAMILY_COLOURS = {
+    "import": "#757575",
+    "quantize": "#1e88e5",
+    "prune": "#fb8c00",
+    "distill": "#8e24aa",
+    "export": "#00897b",
+}
+SELECTED_COLOUR = "#e53935"
+MAX_TICK_LABELS = 30
+MAX_TEXT_LABELS = 20
+
+
+def family_colour(technique: str | None) -> str:
+    family = (technique or "import").split(".")[0]
+    return FAMILY_COLOURS.get(family, "#43a047")
+
+
+_brushes: dict[str, QBrush] = {}
+
+
+def brush(colour: str) -> QBrush:
+    """One shared brush per colour: pyqtgraph caches rendered symbols per brush, so a thousand
+    points drawn with a handful of shared brushes render a handful of symbols, not a thousand."""
+    if colour not in _brushes:
+        _brushes[colour] = pg.mkBrush(colour)
+    return _brushes[colour]
+
+
+def themed(widget: pg.GraphicsLayoutWidget) -> pg.GraphicsLayoutWidget:
+    """Background and axes follow the application palette (light or dark desktop)."""
+    palette = QApplication.palette()
+    widget.setBackground(palette.color(QPalette.ColorRole.Base))
+    return widget
+
+
+def axis_pen() -> QColor:
+    return QApplication.palette().color(QPalette.ColorRole.Text)
+
+
+def style_plot(plot: pg.PlotItem, left: str, bottom: str) -> None:
+    for side in ("left", "bottom"):
+        axis = plot.getAxis(side)
+        axis.setPen(axis_pen())
+        axis.setTextPen(axis_pen())
+        axis.enableAutoSIPrefix(False)  # "0.945 ms", not "945 (x0.001)"
+    plot.setLabel("left", left)
+    plot.setLabel("bottom", bottom)
+    plot.showGrid(x=True, y=True, alpha=0.15)
+
+
+class ResultsScatter(pg.GraphicsLayoutWidget):
+    """Accuracy (top-1 %) against latency (p50 ms); hover names the version, click selects it."""
+
+    version_clicked = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        themed(self)
+        self.setObjectName("resultsScatter")
+        self.plot = self.addPlot()
+        style_plot(self.plot, "Top-1 accuracy (%)", "Latency p50 (ms)")
+        self.front = pg.PlotDataItem(pen=pg.mkPen("#43a047", width=2, style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self.front)
+        self.scatter = pg.ScatterPlotItem(hoverable=True, tip=self._tip, hoverSize=16)
+        self.scatter.sigClicked.connect(self._clicked)
+        self.plot.addItem(self.scatter)
+        self.highlight = pg.ScatterPlotItem(
+            size=20, pen=pg.mkPen(SELECTED_COLOUR, width=2), brush=pg.mkBrush(0, 0, 0, 0)
+        )
+        self.plot.addItem(self.highlight)
+        self._pen = pg.mkPen(axis_pen(), width=0.5)
+        self._labels: list[pg.TextItem] = []
+        self._by_id: dict[int, VersionFigures] = {}
+        self._points: dict[int, tuple[float, float]] = {}
+        self.front_ids: list[int] = []
+
+    def set_figures(self, figures: Sequence[VersionFigures], selected: int | None = None) -> None:
+        measured = [f for f in figures if f.latency_ms is not None and f.accuracy is not None]
+        self._by_id = {f.id: f for f in measured}
+        xs = np.array([f.latency_ms for f in measured], dtype=float)
+        ys = np.array([100 * f.accuracy for f in measured], dtype=float)
+        self._points = {f.id: (x, y) for f, x, y in zip(measured, xs, ys, strict=True)}
+        self.scatter.setData(
+            x=xs,
+            y=ys,
+            data=[f.id for f in measured],
+            brush=[brush(family_colour(f.technique)) for f in measured],
+            symbol=["star" if f.is_root else "o" for f in measured],
+            size=[16 if f.is_root else 11 for f in measured],
+            pen=self._pen,
+        )
+        front = pareto_front(list(zip(xs.tolist(), ys.tolist(), strict=True)))
+        self.front_ids = [measured[i].id for i in front]
+        if front:
+            self.front.setData(xs[front], ys[front])
+        else:
+            self.front.setData([], [])
+        self._label_baselines(measured)
+        self._fit(xs, ys)
+        self.set_selected(selected)
+
+    def _fit(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        """Show every point with a margin, even when they share an accuracy (a flat range draws no ticks)."""
+        if not len(xs):
+            self.plot.enableAutoRange()
+            return
+        for values, set_range, minimum in ((xs, self.plot.setXRange, 0.05), (ys, self.plot.setYRange, 0.5)):
+            low, high = float(values.min()), float(values.max())
+            pad = max((high - low) * 0.1, minimum)
+            set_range(low - pad, high + pad, padding=0)
+
+    def _label_baselines(self, measured: Sequence[VersionFigures]) -> None:
+        for label in self._labels:
+            self.plot.removeItem(label)
+        self._labels = []
+        for f in [f for f in measured if f.is_root][:MAX_TEXT_LABELS]:
+            text = f.label if "baseline" in f.name.lower() else f"{f.label} (baseline)"
+            label = pg.TextItem(text, color=axis_pen(), anchor=(0, 1))
+            label.setPos(*self._points[f.id])
+            self.plot.addItem(label)
+            self._labels.append(label)
+
+    def set_selected(self, version_id: int | None) -> None:
+        point = self._points.get(version_id) if version_id is not None else None
+        self.highlight.setData([point[0]] if point else [], [point[1]] if point else [])
+
+    def _tip(self, x: float, y: float, data) -> str:
+        f = self._by_id.get(data)
+        if f is None:
+            return ""
+        return f"{f.label}\n{f.technique or 'import'}\n{x:.3f} ms, {y:.2f} % top-1"
+
+    def _clicked(self, _item, points, _event=None) -> None:
+        if len(points):
+            self.version_clicked.emit(int(points[0].data()))
+
+
+class SizeLatencyBars(pg.GraphicsLayoutWidget):
+    """Two bar charts, one bar per version: file size and latency."""
+
+    version_clicked = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        themed(self)
+        self.setObjectName("sizeLatencyBars")
+        self.size_plot = self.addPlot(row=0, col=0)
+        self.latency_plot = self.addPlot(row=1, col=0)
+        self.latency_plot.setXLink(self.size_plot)
+        style_plot(self.size_plot, "Size (KiB)", "")
+        style_plot(self.latency_plot, "Latency p50 (ms)", "Version")
+        self.size_bars = pg.BarGraphItem(x=[], height=[], width=0.6)
+        self.latency_bars = pg.BarGraphItem(x=[], height=[], width=0.6)
+        self.size_plot.addItem(self.size_bars)
+        self.latency_plot.addItem(self.latency_bars)
+        self._ids: list[int] = []
+        self.scene().sigMouseClicked.connect(self._clicked)
+
+    def set_figures(self, figures: Sequence[VersionFigures], selected: int | None = None) -> None:
+        self._ids = [f.id for f in figures]
+        xs = np.arange(len(figures), dtype=float)
+        brushes = [
+            brush(SELECTED_COLOUR if f.id == selected else family_colour(f.technique)) for f in figures
+        ]
+        sizes = np.array([f.size_bytes / 1024 for f in figures], dtype=float)
+        latency = np.array([f.latency_ms if f.latency_ms is not None else 0.0 for f in figures], dtype=float)
+        self.size_bars.setOpts(x=xs, height=sizes, width=0.6, brushes=brushes)
+        self.latency_bars.setOpts(x=xs, height=latency, width=0.6, brushes=brushes)
+        ticks = (
+            [[(i, f"v{f.id}") for i, f in enumerate(figures)]] if len(figures) <= MAX_TICK_LABELS else None
+        )
+        for plot in (self.size_plot, self.latency_plot):
+            plot.getAxis("bottom").setTicks(ticks)
+            plot.enableAutoRange()
+
+    def _clicked(self, event) -> None:
+        for plot in (self.size_plot, self.latency_plot):
+            if plot.sceneBoundingRect().contains(event.scenePos()):
+                x = plot.vb.mapSceneToView(event.scenePos()).x()
+                index = int(round(x))
+                if 0 <= index < len(self._ids) and abs(x - index) <= 0.3:
+                    self.version_clicked.emit(self._ids[index])
+                return

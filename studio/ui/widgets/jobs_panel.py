@@ -1,0 +1,208 @@
+"""Every job: state, device, a progress bar with ETA, elapsed time, cancel, and its log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.jobs.events import JobEvent
+from studio.ui.models.jobs_model import COLUMNS, JOB_ID_ROLE, PROGRESS_COLUMN, PROGRESS_ROLE, JobsTableModel
+
+if TYPE_CHECKING:
+    from studio.store import JobRecord
+
+LOG_TAIL_BYTES = 64 * 1024
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """Draws the progress column as the platform's progress bar."""
+
+    def paint(self, painter, option, index: QModelIndex) -> None:
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
+        bar.minimum, bar.maximum = 0, 1000
+        bar.progress = int(1000 * (index.data(PROGRESS_ROLE) or 0.0))
+        bar.text = index.data(Qt.ItemDataRole.DisplayRole)
+        bar.textVisible = True
+        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        bar.palette = option.palette
+        bar.fontMetrics = option.fontMetrics
+        bar.direction = option.direction
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)
+
+
+class JobsPanel(QWidget):
+    cancel_requested = Signal(int)
+    summary_changed = Signal(str)  # "Jobs: 1 running, 2 queued", for the status bar
+
+    def sizeHint(self) -> QSize:  # the first layout's size, before one is remembered
+        return QSize(1000, 240)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = JobsTableModel(self)
+        self.view = QTableView()
+        self.view.setObjectName("jobsTable")
+        self.view.setModel(self.model)
+        self.view.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self.view))
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.verticalHeader().hide()
+        self.view.setAlternatingRowColors(True)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COLUMNS.index("Message"), QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(PROGRESS_COLUMN, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(PROGRESS_COLUMN, 140)
+        self.cancel_button = QPushButton("Cancel job")
+        self.cancel_button.setObjectName("cancelJobButton")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self._cancel_selected)
+        self.status = QLabel("No jobs yet")
+        self.log = QPlainTextEdit()
+        self.log.setObjectName("jobLog")
+        self.log.setReadOnly(True)
+        self.log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.log.setPlaceholderText("Select a job to see its log.")
+        self._build_layout()
+        self.view.selectionModel().currentRowChanged.connect(lambda *_: self._selection_changed())
+        self.logs_dir: Path | None = None  # the project's job logs, one file per job
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self._tick)
+
+    def _build_layout(self) -> None:
+        bar = QHBoxLayout()
+        bar.addWidget(self.status, 1)
+        bar.addWidget(self.cancel_button)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(bar)
+        top_layout.addWidget(self.view, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.log)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+    # -- feeding it ------------------------------------------------------------------------------
+
+    def set_records(self, records: list[JobRecord]) -> None:
+        self.model.set_records(records)
+        self._after_change()
+
+    def add_record(self, record: JobRecord) -> None:
+        self.model.add_record(record)
+        self._after_change()
+
+    def apply(self, event: JobEvent) -> bool:
+        found = self.model.apply(event)
+        self._after_change()
+        if found and event.job_id == self.selected_id():
+            self._selection_changed()
+        return found
+
+    def select_job(self, job_id: int) -> None:
+        for row in range(self.model.rowCount()):
+            if self.model.row_at(row).id == job_id:
+                self.view.selectRow(row)
+                return
+
+    def selected_id(self) -> int | None:
+        index = self.view.selectionModel().currentIndex()
+        return index.data(JOB_ID_ROLE) if index.isValid() else None
+
+    # -- reacting --------------------------------------------------------------------------------
+
+    def _after_change(self) -> None:
+        active = self.model.active_count()
+        total = self.model.rowCount()
+        self.status.setText(f"{active} running or queued, {total} in all" if total else "No jobs yet")
+        running = sum(self.model.row_at(i).state == "running" for i in range(total))
+        queued = active - running
+        self.summary_changed.emit(
+            f"Jobs: {running} running, {queued} queued" if active else "No jobs running"
+        )
+        if active and not self._timer.isActive():
+            self._timer.start()
+        elif not active:
+            self._timer.stop()
+        self._update_cancel()
+
+    def _tick(self) -> None:
+        self.model.tick()
+        job = self.selected_id()
+        row = None if job is None else self.model.find(job)
+        if row is not None and row.state == "running":
+            self._show_log(self._log_path(row))
+
+    def _update_cancel(self) -> None:
+        job = self.selected_id()
+        row = None if job is None else self.model.find(job)
+        self.cancel_button.setEnabled(row is not None and row.active)
+
+    def _selection_changed(self) -> None:
+        self._update_cancel()
+        job = self.selected_id()
+        row = None if job is None else self.model.find(job)
+        if row is None:
+            self.log.clear()
+            return
+        self._show_log(self._log_path(row), row.error)
+
+    def _log_path(self, row) -> str | None:
+        if row.log_path or self.logs_dir is None:
+            return row.log_path
+        from studio.jobs.logs import job_log_path
+
+        return str(job_log_path(self.logs_dir, row.id))
+
+    def _show_log(self, path: str | None, error: str | None = None) -> None:
+        text = _tail(Path(path)) if path else ""
+        if error:
+            text = f"{text}\n{error}" if text else error
+        if text != self.log.toPlainText():
+            self.log.setPlainText(text or "(nothing logged yet)")
+            self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
+
+    def _cancel_selected(self) -> None:
+        job = self.selected_id()
+        if job is not None:
+            self.cancel_button.setEnabled(False)
+            self.cancel_requested.emit(job)
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

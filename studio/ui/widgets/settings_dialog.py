@@ -1,0 +1,90 @@
+"""Preferences: workers, executor, default device, threads, theme and the data folder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.ui.settings import THEMES, StudioSettings
+
+
+class SettingsDialog(QDialog):
+    def __init__(
+        self, settings: StudioSettings, devices: Sequence[str], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setObjectName("settingsDialog")
+        self.settings = settings
+        self.workers = QSpinBox()
+        self.workers.setRange(0, 64)
+        self.workers.setSpecialValueText("automatic")
+        self.workers.setValue(settings.cpu_workers)
+        self.executor = QLineEdit(settings.executor)
+        self.executor.setPlaceholderText("local, or ray://host:port")
+        self.device = QComboBox()
+        self.device.addItems(list(devices) or ["cpu"])
+        self.device.setCurrentIndex(max(0, self.device.findText(settings.default_device)))
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("automatic")
+        self.threads.setValue(settings.threads)
+        self.theme = QComboBox()
+        for theme in THEMES:
+            self.theme.addItem("follow the desktop" if theme == "system" else theme, theme)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+        self.folder = QLineEdit(str(settings.data_folder))
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._choose_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("CPU workers", self.workers)
+        form.addRow("Executor", self.executor)
+        form.addRow("Default device", self.device)
+        form.addRow("Threads per job", self.threads)
+        form.addRow("Theme", self.theme)
+        form.addRow("Data folder", folder_row)
+        note = QLabel("Worker and executor changes apply to the next project opened.")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Data folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def accept(self) -> None:
+        s = self.settings
+        s.cpu_workers = self.workers.value()
+        s.executor = self.executor.text()
+        s.default_device = self.device.currentText()
+        s.threads = self.threads.value()
+        s.theme = self.theme.currentData()
+        s.data_folder = Path(self.folder.text()).expanduser()
+        s.sync()
+        super().accept()

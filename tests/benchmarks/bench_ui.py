@@ -1,0 +1,239 @@
+"""How responsive is the window? Three figures, each against its target:
+
+- start-up: from launching a fresh Python process to the main window shown and its event loop
+  answering a timer (target ≤ 1.5 s), plus the longest stall in the two seconds after that,
+  while plugins and devices load in the background;
+- the longest stall of the UI event loop while two real optimization jobs (static INT8 of the
+  demo CNN, each followed by its measurement) run on two workers (target ≤ 100 ms), measured by
+  a 10 ms timer that records how late it fires;
+- refreshing the window on a project with 1,000 measurements (target ≤ 200 ms), as it does when
+  a job ends: reading the store, rebuilding the lineage tree and repainting the charts. The
+  measurements are synthetic rows (1,000 versions, one measurement each) written through the
+  real store.
+
+    QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_ui.py [--skip-jobs] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+STARTUP_CHILD = r"""
+import sys, time
+from studio.ui.app import configure_environment
+configure_environment()
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication(["studio"])
+from studio.ui.app import main
+from studio.ui.main_window import MainWindow
+
+def poll():
+    shown = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    if not shown:
+        QTimer.singleShot(1, poll)
+        return
+    print(f"RESPONSIVE {time.time():.6f}", flush=True)
+    stalls, last = [], [time.perf_counter()]
+    def tick():
+        now = time.perf_counter()
+        stalls.append(now - last[0] - 0.010)
+        last[0] = now
+    timer = QTimer(); timer.setInterval(10); timer.timeout.connect(tick); timer.start()
+    def done():
+        print(f"STALL_AFTER_MS {1000 * max(stalls):.1f}", flush=True)
+        app.quit()
+    QTimer.singleShot(2000, done)
+    poll.timer = timer
+
+QTimer.singleShot(0, poll)
+sys.exit(main([]))
+"""
+
+
+def startup_once(data: Path) -> tuple[float, float]:
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data), "QT_QPA_PLATFORM": "offscreen"}
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-c", STARTUP_CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    if "RESPONSIVE" not in lines:
+        raise RuntimeError(f"the window did not start:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    return float(lines["RESPONSIVE"]) - start, float(lines["STALL_AFTER_MS"])
+
+
+def bench_startup(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        startup_once(Path(tmp))  # warm the file cache, as a second launch of the day would be
+        results = [startup_once(Path(tmp)) for _ in range(runs)]
+    times = [r[0] for r in results]
+    print(
+        f"start-up to a shown, responsive window: median {statistics.median(times):.2f} s, "
+        f"worst {max(times):.2f} s over {runs} launches (target ≤ 1.5 s)"
+    )
+    print(f"  longest stall in the 2 s after, while plugins and devices load: "
+          f"{max(r[1] for r in results):.0f} ms")  # fmt: skip
+
+
+class StallMeter:
+    """A 10 ms timer that records how late each tick is."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.late_ms: list[float] = []
+        self._last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.late_ms.append(max(0.0, (now - self._last) * 1000 - 10))
+        self._last = now
+
+
+def wait_until(app, condition, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out")
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def bench_jobs_stall(app, tmp: Path) -> None:
+    from studio.demo import run_demo
+    from studio.ui.controller import ProjectController
+    from studio.ui.main_window import MainWindow
+    from studio.ui.pool import PoolSettings
+    from studio.ui.settings import StudioSettings
+
+    project = Path(run_demo(tmp / "demo")["project"])
+    settings = StudioSettings(tmp / "settings.ini")
+    window = MainWindow(
+        settings, ProjectController(PoolSettings(cpu_workers=2, gpus=()), cache_dir=tmp / "graphs")
+    )
+    window.show()
+    window.open_project(project)
+    wait_until(app, lambda: window.controller.figures and window.parts.optimize.technique.count(), 120)
+    wait_until(app, lambda: window.parts.graph.ready, 120)
+    window.show_charts_tab()
+    time.sleep(3)  # let the two workers finish starting
+    app.processEvents()
+    meter = StallMeter()
+    meter.start()
+    started = time.perf_counter()
+    added: list[int] = []
+    window.controller.job_added.connect(lambda record: added.append(record.id))
+    for _ in range(2):
+        window.controller.submit_optimize(
+            1, "quantize.static", {"calibration_samples": 128}, dataset="digits"
+        )
+    wait_until(app, lambda: len(added) >= 2, 60)
+    jobs = added[:2]
+    model = window.parts.jobs.model
+    wait_until(app, lambda: all(model.find(j).state == "succeeded" for j in jobs), 300)
+    wait_until(app, lambda: model.active_count() == 0, 300)  # and the measurements that follow
+    elapsed = time.perf_counter() - started
+    meter.stop()
+    late = sorted(meter.late_ms)
+    print(f"two static INT8 jobs (+ their measurements) on 2 workers, {elapsed:.1f} s: longest UI stall "
+          f"{late[-1]:.0f} ms, 99th percentile {late[int(0.99 * (len(late) - 1))]:.0f} ms over {len(late)} ticks "
+          "(target ≤ 100 ms)")  # fmt: skip
+    window.close()
+
+
+def make_measured_project(root: Path, versions: int) -> Path:
+    """A project with ``versions`` versions and one measurement each, written through the store."""
+    import random
+
+    from studio.project import Project
+
+    rng = random.Random(0)
+    with Project.create(root) as project:
+        store = project.store
+        parent = None
+        for i in range(versions):
+            v = store.add_version(
+                name=f"v{i}", format="onnx", artifact=f"{i:064x}", main_file="model.onnx", files=["model.onnx"],
+                size_bytes=rng.randint(100_000, 4_000_000), parent_id=parent, params=241_000, macs=101_000_000,
+                technique="import" if parent is None else rng.choice(["quantize.static", "prune.structured", "distill"]),
+            )  # fmt: skip
+            parent = parent or v.id
+            store.add_measurement(
+                version_id=v.id, device="cpu", runtime="onnxruntime", provider="CPUExecutionProvider", batch=1,
+                threads=1, accuracy={"top1": rng.uniform(0.90, 0.995)}, latency_p50_ms=rng.uniform(0.2, 2.0),
+                latency_p90_ms=2.1, latency_p99_ms=2.5, latency_mean_ms=1.0, latency_std_ms=0.1,
+                throughput_per_s=900.0, runs=100, samples=359, size_bytes=None, params=None, environment={},
+            )  # fmt: skip
+    return root
+
+
+def bench_chart_redraw(app, tmp: Path, runs: int) -> None:
+    """The window's refresh of a 1,000-measurement project, as after a job ends: store read,
+    figures, lineage tree, and the charts tab repainted."""
+    from studio.ui.controller import ProjectController
+    from studio.ui.main_window import MainWindow
+    from studio.ui.pool import PoolSettings
+    from studio.ui.settings import StudioSettings
+
+    root = make_measured_project(tmp / "big", 1000)
+    settings = StudioSettings(tmp / "settings-big.ini")
+    window = MainWindow(
+        settings, ProjectController(PoolSettings(cpu_workers=1, gpus=()), cache_dir=tmp / "graphs")
+    )
+    window.show()
+    window.open_project(root)
+    wait_until(app, lambda: len(window.controller.figures) == 1000, 120)
+    window.show_charts_tab()
+    charts = window.parts.charts.content
+    wait_until(app, lambda: len(charts.scatter.scatter.data) == 1000, 60)
+    totals = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        window.controller.refresh()
+        charts.scatter.repaint()
+        app.processEvents()
+        totals.append(1000 * (time.perf_counter() - start))
+    totals = totals[1:]  # the first also fills pyqtgraph's caches
+    print(f"results charts with 1,000 measurements: window refresh and redraw median {statistics.median(totals):.0f} ms, "
+          f"worst {max(totals):.0f} ms over {runs} refreshes (target ≤ 200 ms)")  # fmt: skip
+    window.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-jobs", action="store_true", help="leave out the (slow) two-job stall figure")
+    args = parser.parse_args()
+    bench_startup(args.runs)
+    from studio.ui.app import create_application
+
+    app = create_application()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["STUDIO_DATA_DIR"] = str(Path(tmp) / "data")
+        bench_chart_redraw(app, Path(tmp), args.runs)
+        if not args.skip_jobs:
+            bench_jobs_stall(app, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The window's parts on their own: item models over plain data, the schema form, the job bridge."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+from PySide6.QtCore import Qt
+from uitools import UI_MARKS
+
+from studio.core.graph import Layer
+from studio.core.techniques import discover, parse_params
+from studio.jobs.events import JobEvent
+from studio.store import JobRecord
+from studio.ui.job_bridge import JobBridge
+from studio.ui.models.compare_model import BETTER, WORSE, CompareModel
+from studio.ui.models.figures import VersionFigures, baseline_of, pareto_front
+from studio.ui.models.jobs_model import JobsTableModel
+from studio.ui.models.layer_model import LayerFilterProxy, LayerTableModel
+from studio.ui.models.lineage_model import VERSION_ID_ROLE, LineageModel
+from studio.ui.widgets.technique_form import TechniqueForm, model_defaults
+
+pytestmark = UI_MARKS
+
+
+def fig(
+    id: int, parent: int | None = None, latency=None, accuracy=None, size=1000, technique=None
+) -> VersionFigures:
+    return VersionFigures(
+        id=id,
+        name=f"m{id}",
+        parent_id=parent,
+        technique=technique or ("import" if parent is None else "quantize.static"),
+        format="onnx",
+        size_bytes=size,
+        params=100,
+        macs=1000,
+        latency_ms=latency,
+        accuracy=accuracy,
+        measurements=int(latency is not None),
+    )
+
+
+def test_pareto_front_keeps_only_points_nothing_beats():
+    points = [(1.0, 0.90), (2.0, 0.95), (1.5, 0.80), (3.0, 0.95), (0.5, 0.70)]
+    assert pareto_front(points) == [4, 0, 1]
+
+
+def test_baseline_is_the_root_of_the_lineage():
+    figures = [fig(1), fig(2, 1), fig(3, 2)]
+    assert baseline_of(figures, 3).id == 1
+
+
+def test_lineage_model_nests_versions_under_their_parents(qtmodeltester):
+    model = LineageModel()
+    model.set_figures([fig(1, latency=1.0, accuracy=0.99), fig(2, 1), fig(3, 2), fig(4)])
+    qtmodeltester.check(model)
+    assert model.rowCount() == 2
+    root = model.index(0, 0)
+    child = model.index(0, 0, root)
+    grandchild = model.index(0, 0, child)
+    assert [i.data(VERSION_ID_ROLE) for i in (root, child, grandchild)] == [1, 2, 3]
+    assert model.index(0, 2).data() == "1.000 ms"
+    assert model.index(0, 3).data() == "99.00 %"
+    assert "import" in model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.parent(grandchild) == child
+
+
+def test_layer_table_sorts_numbers_as_numbers_and_filters(qtmodeltester):
+    model = LayerTableModel()
+    layers = [
+        Layer(f"conv{i}", "Conv" if i % 2 else "Relu", (1, 8, 4, 4), 10**i, 9 * 10**i) for i in range(1, 6)
+    ]
+    model.set_layers(layers)
+    qtmodeltester.check(model)
+    proxy = LayerFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(5, Qt.SortOrder.DescendingOrder)  # MACs: 900000 before 90000 (a string sort would differ)
+    assert [proxy.index(r, 1).data() for r in range(proxy.rowCount())] == [
+        "conv5",
+        "conv4",
+        "conv3",
+        "conv2",
+        "conv1",
+    ]
+    assert proxy.index(0, 6).data() == f"{100 * 9e5 / sum(9 * 10**i for i in range(1, 6)):.1f} %"
+    proxy.set_needle("relu")
+    assert proxy.rowCount() == 2
+    assert model.index(0, 3).data() == "1×8×4×4"
+
+
+def test_compare_model_colours_better_and_worse():
+    model = CompareModel()
+    model.set_versions(
+        [fig(1, latency=2.0, accuracy=0.99, size=4000), fig(2, 1, latency=1.0, accuracy=0.98, size=1000)]
+    )
+    size_row, latency_row, accuracy_row = 0, 3, 6
+    assert model.cell(size_row, 1)[1:] == ("4.00× smaller", 1)
+    assert model.cell(latency_row, 1)[1:] == ("2.00× faster", 1)
+    assert model.cell(accuracy_row, 1)[1:] == ("-1.00 pts", -1)
+    assert model.index(size_row, 1).data(Qt.ItemDataRole.ForegroundRole).color() == BETTER
+    assert model.index(accuracy_row, 1).data(Qt.ItemDataRole.ForegroundRole).color() == WORSE
+    assert "v2 m2" in model.to_csv().splitlines()[0]
+
+
+def _record(job_id: int, state: str = "queued") -> JobRecord:
+    now = datetime.now(timezone.utc)
+    return JobRecord(
+        job_id,
+        "optimize",
+        "quantize.static",
+        {},
+        state,
+        1,
+        None,
+        None,
+        "cpu",
+        0.0,
+        "",
+        None,
+        None,
+        now,
+        None,
+        None,
+    )
+
+
+def test_jobs_model_follows_events():
+    model = JobsTableModel()
+    model.set_records([_record(1), _record(2)])
+    assert model.row_at(0).id == 2  # newest first
+    assert model.apply(JobEvent("started", 1, device="cpu"))
+    assert model.apply(JobEvent("progress", 1, 0.5, "calibrating", eta_s=12.0))
+    row = model.find(1)
+    assert (row.state, row.progress, row.message, row.eta_s) == ("running", 0.5, "calibrating", 12.0)
+    assert model.index(1, 5).data() == "12 s"
+    model.apply(JobEvent("cancelled", 1))
+    assert (row.state, row.message, model.active_count()) == ("cancelled", "cancelled by the user", 1)
+    assert not model.apply(JobEvent("started", 99))
+
+
+def test_bridge_delivers_events_from_another_thread_on_the_ui_thread(qtbot):
+    bridge = JobBridge()
+    seen: list[tuple[str, bool]] = []
+    bridge.job_event.connect(
+        lambda e: seen.append((e.kind, threading.current_thread() is threading.main_thread()))
+    )
+
+    def manager_thread() -> None:
+        bridge.post(JobEvent("started", 7))
+        for i in range(50):
+            bridge.post(JobEvent("progress", 7, i / 50))
+        bridge.post(JobEvent("succeeded", 7, 1.0))
+
+    with qtbot.waitSignal(bridge.job_finished, timeout=5000) as blocker:
+        threading.Thread(target=manager_thread).start()
+    assert blocker.args == [7, "succeeded"]
+    assert seen[0] == ("started", True) and seen[-1] == ("succeeded", True)
+    assert all(on_ui for _, on_ui in seen)
+    assert len(seen) < 52  # progress is coalesced, never more events than were sent
+
+
+@pytest.mark.parametrize("entry", [e for e in discover() if e.technique], ids=lambda e: e.name)
+def test_every_technique_gets_a_form_whose_defaults_validate(qtbot, entry):
+    form = TechniqueForm()
+    qtbot.addWidget(form)
+    form.set_schema(entry.technique.Params.model_json_schema(), model_defaults(entry.technique.Params))
+    values = form.values()
+    assert set(values) == set(entry.technique.Params.model_fields)
+    parse_params(entry.technique, values)  # what the form shows is what the technique accepts
+
+
+def test_form_widgets_follow_the_schema(qtbot):
+    from studio_quantization.static import StaticQuantization
+
+    form = TechniqueForm()
+    qtbot.addWidget(form)
+    form.set_schema(StaticQuantization.Params.model_json_schema())
+    samples = form.editor("calibration_samples")
+    assert (samples.minimum(), samples.maximum(), samples.value()) == (16, 4096, 128)
+    method = form.editor("calibration_method")
+    assert [method.itemText(i) for i in range(method.count())] == ["minmax", "entropy", "percentile"]
+    assert "activation ranges" in form.editor("calibration_method").toolTip() or method.toolTip()
+    form.editor("nodes_to_exclude").setText("conv1, conv2")
+    form.set_values({"per_channel": False, "calibration_method": "entropy"})
+    values = form.values()
+    assert values["nodes_to_exclude"] == ["conv1", "conv2"]
+    assert (values["per_channel"], values["calibration_method"]) == (False, "entropy")
+
+
+def test_optional_numbers_are_unset_until_switched_on(qtbot):
+    from studio_quantization.auto import AutoQuantization
+
+    form = TechniqueForm()
+    qtbot.addWidget(form)
+    form.set_schema(AutoQuantization.Params.model_json_schema())
+    assert form.values()["cosine_floor"] is None
+    form.set_values({"cosine_floor": 0.99995})  # a tolerance this tight must not be rounded to 1
+    assert form.values()["cosine_floor"] == pytest.approx(0.99995, abs=1e-9)
+    assert form.editor("cosine_floor").text() == "0.99995"
+    floor = form.editor("cosine_floor")
+    assert (floor.minimum(), floor.maximum()) == (0.0, 1.0)
+
+
+def test_the_window_logic_below_the_widgets_needs_no_qt():
+    """Session, pool settings, version views and figures are plain Python: usable headless."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nsys.modules['PySide6'] = None\nsys.modules['pyqtgraph'] = None\n"
+        "import studio.ui.session, studio.ui.pool, studio.ui.version_view, studio.ui.models.figures\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -227,7 +227,12 @@ class Project:
         text = str(ref)
         if isinstance(ref, Path) or looks_like_path(text):
             return self.import_model(Path(text), weights=weights, trust=trust, input_shapes=input_shapes)
-        version = self._store.find_version(text)
+        try:
+            version = self._store.find_version(text)
+        except StudioError:
+            if Path(text).suffix:
+                raise StudioError(f"'{text}' is neither a model file nor a version of this project") from None
+            raise
         if trust:  # e.g. a version from a colleague's bundle: the user trusts its code on this machine
             from studio.core.trust import grant
 

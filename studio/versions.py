@@ -79,8 +79,11 @@ def input_shapes_of(version: ModelVersion) -> list[tuple[int, ...]] | None:
 
 
 def looks_like_path(ref: str) -> bool:
-    """A MODEL|VERSION argument names a file when it exists or clearly reads as a path."""
-    return Path(ref).expanduser().exists() or "/" in ref or "\\" in ref or Path(ref).suffix != ""
+    """A MODEL|VERSION argument names a file when it exists or clearly reads as a path.
+
+    A bare name with a dot is a version name ("baseline+quantize.auto"), not a missing file.
+    """
+    return Path(ref).expanduser().exists() or "/" in ref or "\\" in ref
 
 
 def version_ref_error(ref: str) -> StudioError:

@@ -299,7 +299,10 @@ def test_a_colleagues_architecture_version_needs_trust_on_this_machine(
     studio_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = tmp_path / "p"
-    assert studio_cli("import", DEMO_ARCH, "--weights", DEMO_WEIGHTS, "--project", project, "--trust").returncode == 0
+    assert (
+        studio_cli("import", DEMO_ARCH, "--weights", DEMO_WEIGHTS, "--project", project, "--trust").returncode
+        == 0
+    )
     assert studio_cli("pack", project, tmp_path / "p.studio").returncode == 0
     monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "another-machine"))
     assert studio_cli("unpack", tmp_path / "p.studio", tmp_path / "q").returncode == 0
@@ -307,3 +310,17 @@ def test_a_colleagues_architecture_version_needs_trust_on_this_machine(
     assert refused.returncode == 2 and "--trust" in refused.stderr
     assert studio_cli("info", "v1", "--project", tmp_path / "q", "--trust").returncode == 0
     assert studio_cli("bench", "v1", "--project", tmp_path / "q", *FAST).returncode == 0
+
+
+def test_a_version_name_with_a_dot_is_a_version_not_a_file(
+    studio_cli, demo_project: Path, tmp_path: Path
+) -> None:
+    project = copy_project(demo_project, tmp_path)
+    from studio.project import Project
+
+    with Project.open(project) as p:
+        p.store.update_version(1, name="base+quantize.auto")
+    found = studio_cli("info", "base+quantize.auto", "--project", project, "--json")
+    assert found.returncode == 0, found.stderr
+    missing = studio_cli("bench", "nothing.onnx", "--project", project)
+    assert missing.returncode == 2 and "neither a model file nor a version" in missing.stderr

@@ -7,13 +7,13 @@ is one sentence on stderr and exit code 2; nothing is written to the project in 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from studio import __version__
 from studio.api import StudioError
+from studio.cli_args import emit, json_arg, positive_int, project_arg
 
 EXIT_USAGE = 2
 
@@ -86,14 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
 # Shared argument groups
 
 
-def _project_arg(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument("--project", type=Path, required=required, metavar="DIR", help="the project folder")
-
-
-def _json_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-
-
 def _executor_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor",
@@ -161,16 +153,6 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"'{text}' is not a list of numbers") from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _dataset_spec(args: argparse.Namespace):
     from studio.core.data import DatasetSpec
 
@@ -186,13 +168,6 @@ def _dataset_spec(args: argparse.Namespace):
     )
 
 
-def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
-    if args.json:
-        print(json.dumps(payload, indent=2, default=str))
-    else:
-        print(text(payload))
-
-
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -200,10 +175,10 @@ def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) 
 def _register_import(sub) -> None:
     p = sub.add_parser("import", help="copy a model into a project and record it as a version")
     p.add_argument("model", type=Path, metavar="MODEL")
-    _project_arg(p)
+    project_arg(p)
     p.add_argument("--name", help="version name (default: the file name)")
     _model_args(p)
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_import)
 
 
@@ -218,17 +193,17 @@ def _cmd_import(args: argparse.Namespace) -> int:
     )
     with Project.open_or_create(args.project) as project:
         version = project.add_checked_model(checked, name=args.name)
-        _emit(args, version.to_dict(), version_text)
+        emit(args, version.to_dict(), version_text)
     return 0
 
 
 def _register_info(sub) -> None:
     p = sub.add_parser("info", help="inputs, outputs, parameters, operators and the layer table of a model")
     p.add_argument("model", metavar="MODEL|VERSION", help="a model file, or a version id or name")
-    _project_arg(p, required=False)
+    project_arg(p, required=False)
     _model_args(p)
     p.add_argument("--layers", type=int, default=None, metavar="N", help="show only the N heaviest layers")
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_info)
 
 
@@ -248,14 +223,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
             )
             info = project.inspect(version)
     payload = info.to_dict()
-    _emit(args, payload, lambda d: info_text(d, limit=args.layers))
+    emit(args, payload, lambda d: info_text(d, limit=args.layers))
     return 0
 
 
 def _register_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure accuracy, fidelity, size and latency; stored in the project")
     p.add_argument("model", metavar="MODEL|VERSION", help="a model file (imported first), or a version")
-    _project_arg(p)
+    project_arg(p)
     _dataset_args(p)
     _model_args(p)
     p.add_argument("--reference", metavar="VERSION", help="compare outputs with this version (fidelity)")
@@ -263,10 +238,10 @@ def _register_bench(sub) -> None:
     p.add_argument("--batch", type=int, default=1, help="batch size for latency (default: 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     p.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime")
-    p.add_argument("--min-runs", type=_positive_int, default=50, help="at least this many timed runs")
+    p.add_argument("--min-runs", type=positive_int, default=50, help="at least this many timed runs")
     p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
     _executor_arg(p)
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_bench)
 
 
@@ -317,13 +292,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 on_progress=_progress_bar(args),
             )
         _finish_progress(args)
-        _emit(args, project.measurement_report(measurement), measurement_text)
+        emit(args, project.measurement_report(measurement), measurement_text)
     return 0
 
 
 def _register_devices(sub) -> None:
     p = sub.add_parser("devices", help="CPUs, CUDA GPUs, ONNX Runtime providers and TensorRT on this machine")
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_devices)
 
 
@@ -331,14 +306,14 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     from studio.cli_views import devices_text
     from studio.core.hardware import describe
 
-    _emit(args, describe(), devices_text)
+    emit(args, describe(), devices_text)
     return 0
 
 
 def _register_versions(sub) -> None:
     p = sub.add_parser("versions", help="the project's model versions, as a lineage tree with key figures")
-    _project_arg(p)
-    _json_arg(p)
+    project_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_versions)
 
 
@@ -347,15 +322,15 @@ def _cmd_versions(args: argparse.Namespace) -> int:
     from studio.project import Project
 
     with Project.open(args.project) as project:
-        _emit(args, project.summary(), versions_text)
+        emit(args, project.summary(), versions_text)
     return 0
 
 
 def _register_demo(sub) -> None:
     p = sub.add_parser("demo", help="make a demo project from the shipped digits model, measure it, show it")
     p.add_argument("--headless", action="store_true", help="do not open the window; print the results")
-    _project_arg(p, required=False)
-    _json_arg(p)
+    project_arg(p, required=False)
+    json_arg(p)
     p.set_defaults(handler=_cmd_demo)
 
 
@@ -368,7 +343,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from studio.demo import run_demo
 
     result = run_demo(args.project, progress=None if args.json else _stderr_line)
-    _emit(args, result, demo_text)
+    emit(args, result, demo_text)
     return 0
 
 
@@ -378,15 +353,15 @@ def _register_optimize(sub) -> None:
     )
     p.add_argument("model", metavar="MODEL|VERSION", help="a model file (imported first), or a version")
     p.add_argument("technique", help="a technique name (see `studio plugins`)")
-    _project_arg(p)
+    project_arg(p)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a technique parameter")
     _dataset_args(p)
     _model_args(p)
     p.add_argument("--name", help="name of the new version")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the step")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the step")
     _executor_arg(p)
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_optimize)
 
 
@@ -432,22 +407,22 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                 on_progress=_progress_bar(args),
             )
         _finish_progress(args)
-        _emit(args, outcome_report(project, outcome), outcome_text)
+        emit(args, outcome_report(project, outcome), outcome_text)
     return 0
 
 
 def _register_run(sub) -> None:
     p = sub.add_parser("run", help="run a recipe: technique steps in order, each feeding the next")
     p.add_argument("recipe", type=Path, metavar="RECIPE.yaml")
-    _project_arg(p)
+    project_arg(p)
     p.add_argument("--model", metavar="VERSION", help="the version to start from (overrides the recipe's)")
     p.add_argument(
         "--data", metavar="DATASET", help="dataset for steps that name none (overrides the recipe's)"
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the steps")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the steps")
     _executor_arg(p)
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_run)
 
 
@@ -481,7 +456,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 )
             ]
         _finish_progress(args)
-        _emit(args, {"recipe": str(args.recipe), "steps": reports}, recipe_text)
+        emit(args, {"recipe": str(args.recipe), "steps": reports}, recipe_text)
     return 0
 
 
@@ -489,9 +464,9 @@ def _register_jobs(sub) -> None:
     p = sub.add_parser("jobs", help="the project's jobs; `studio jobs cancel ID` stops one")
     p.add_argument("action", nargs="?", choices=["list", "cancel", "log"], default="list")
     p.add_argument("job", nargs="?", type=int, metavar="ID", help="the job, for cancel and log")
-    _project_arg(p)
+    project_arg(p)
     p.add_argument("--state", action="append", help="only jobs in this state (repeatable)")
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_jobs)
 
 
@@ -503,7 +478,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         store = project.store
         if args.action == "list":
             jobs = [j.to_dict() for j in store.list_jobs(args.state)]
-            _emit(args, {"jobs": jobs}, jobs_text)
+            emit(args, {"jobs": jobs}, jobs_text)
             return 0
         if args.job is None:
             raise StudioError(f"name the job to {args.action}: studio jobs {args.action} ID --project DIR")
@@ -511,18 +486,18 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         if args.action == "log":
             path = Path(job.log_path) if job.log_path else None
             text = path.read_text(errors="replace") if path and path.is_file() else ""
-            _emit(
+            emit(
                 args, {"id": job.id, "log_path": job.log_path, "log": text}, lambda d: d["log"] or "(no log)"
             )
             return 0
         record = store.request_cancel(args.job)
-        _emit(args, record.to_dict(), lambda d: f"asked job {d['id']} ({d['state']}) to stop")
+        emit(args, record.to_dict(), lambda d: f"asked job {d['id']} ({d['state']}) to stop")
     return 0
 
 
 def _register_plugins(sub) -> None:
     p = sub.add_parser("plugins", help="the techniques this studio has, and any that failed to load")
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_plugins)
 
 
@@ -531,7 +506,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from studio.core.techniques import discover
 
     entries = [e.to_dict() for e in discover()]
-    _emit(args, {"techniques": entries}, plugins_text)
+    emit(args, {"techniques": entries}, plugins_text)
     return 0
 
 

@@ -8,30 +8,10 @@ written. ``COMMANDS`` holds one registration function per command for the main p
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from pathlib import Path
 
+from studio.cli_args import emit, json_arg, positive_int, project_arg
 from studio.tables import human_bytes
-
-
-def _json_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-
-
-def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
-    print(json.dumps(payload, indent=2, default=str) if args.json else text(payload))
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
 
 # -- export ----------------------------------------------------------------------------------------
 
@@ -43,19 +23,19 @@ def register_export(sub) -> None:
     )
     p.add_argument("version", metavar="VERSION", help="a version id (v3) or name")
     p.add_argument("--format", choices=["onnx", "tensorrt"], required=True, help="what to write")
-    p.add_argument("--project", type=Path, required=True, metavar="DIR", help="the project folder")
+    project_arg(p)
     p.add_argument(
         "--out",
         type=Path,
         metavar="PATH",
         help="file to write (default: <project>/exports/<version-name>.onnx|.engine)",
     )
-    p.add_argument("--opset", type=_positive_int, metavar="N", help="ONNX operator set to write")
+    p.add_argument("--opset", type=positive_int, metavar="N", help="ONNX operator set to write")
     p.add_argument("--dynamic-batch", action="store_true", help="let the batch dimension vary")
-    p.add_argument("--min-batch", type=_positive_int, default=1, help="TensorRT: smallest batch (default 1)")
-    p.add_argument("--opt-batch", type=_positive_int, default=1, help="TensorRT: batch tuned for (default 1)")
-    p.add_argument("--max-batch", type=_positive_int, default=16, help="TensorRT: largest batch (default 16)")
-    _json_arg(p)
+    p.add_argument("--min-batch", type=positive_int, default=1, help="TensorRT: smallest batch (default 1)")
+    p.add_argument("--opt-batch", type=positive_int, default=1, help="TensorRT: batch tuned for (default 1)")
+    p.add_argument("--max-batch", type=positive_int, default=16, help="TensorRT: largest batch (default 16)")
+    json_arg(p)
     p.set_defaults(handler=_cmd_export)
 
 
@@ -73,7 +53,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             result = export_onnx_version(
                 project, version, out=args.out, opset=args.opset, dynamic_batch=args.dynamic_batch
             )
-            _emit(args, result.to_dict(), onnx_export_text)
+            emit(args, result.to_dict(), onnx_export_text)
         else:
             from studio.export import export_tensorrt
 
@@ -87,7 +67,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 opt_batch=args.opt_batch,
                 max_batch=args.max_batch,
             )
-            _emit(args, result.to_dict(), tensorrt_export_text)
+            emit(args, result.to_dict(), tensorrt_export_text)
     return 0
 
 
@@ -130,7 +110,7 @@ def register_pack(sub) -> None:
     p = sub.add_parser("pack", help="save a project as one .studio file to share")
     p.add_argument("project", type=Path, metavar="PROJECT_DIR")
     p.add_argument("out", type=Path, metavar="OUT.studio")
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_pack)
 
 
@@ -138,7 +118,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     from studio.bundle import pack_project
 
     result = pack_project(args.project, args.out)
-    _emit(
+    emit(
         args,
         result.to_dict(),
         lambda d: (
@@ -153,7 +133,7 @@ def register_unpack(sub) -> None:
     p = sub.add_parser("unpack", help="open a .studio file as a new project folder (checked before writing)")
     p.add_argument("bundle", type=Path, metavar="FILE.studio")
     p.add_argument("target", type=Path, metavar="DIR", help="a new or empty folder")
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_unpack)
 
 
@@ -161,7 +141,7 @@ def _cmd_unpack(args: argparse.Namespace) -> int:
     from studio.bundle import unpack_bundle
 
     result = unpack_bundle(args.bundle, args.target)
-    _emit(args, result.to_dict(), unpack_text)
+    emit(args, result.to_dict(), unpack_text)
     return 0
 
 
@@ -181,7 +161,7 @@ def register_report(sub) -> None:
     p.add_argument("project", type=Path, metavar="PROJECT")
     p.add_argument("--out", type=Path, required=True, metavar="report.html")
     p.add_argument("--csv", type=Path, metavar="measurements.csv", help="also write every measurement as CSV")
-    _json_arg(p)
+    json_arg(p)
     p.set_defaults(handler=_cmd_report)
 
 
@@ -191,7 +171,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     with Project.open(args.project) as project:
         result = write_report(project, args.out, csv_out=args.csv)
-    _emit(
+    emit(
         args,
         result.to_dict(),
         lambda d: (
@@ -203,34 +183,3 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = [register_export, register_pack, register_unpack, register_report]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """These four commands as a parser of their own, for `python -m studio.cli_share`."""
-    parser = argparse.ArgumentParser(
-        prog="studio", description="Export, share and report on a studio project."
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for register in COMMANDS:
-        register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    from studio.api import StudioError
-
-    args = build_parser().parse_args(argv)
-    if not getattr(args, "handler", None):
-        build_parser().print_help()
-        return 0
-    try:
-        return args.handler(args) or 0
-    except StudioError as exc:
-        print(f"studio: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -25,6 +25,7 @@ from studio.store import Measurement, ModelVersion
 if TYPE_CHECKING:
     from studio.background import BackgroundJobs
     from studio.core.recipes import Recipe
+    from studio.jobs.worker import TechniqueJob
     from studio.project import Project
 
 # Measurements made after each step: batch 1 on one thread compares versions most fairly on a
@@ -143,9 +144,6 @@ def run_step(
     """Run the step as a job; its output becomes a version in the manager's process, never the worker's."""
     from studio.background import BackgroundJobs
     from studio.jobs.spec import technique_spec
-    from studio.jobs.worker import TechniqueJob
-    from studio.measurements import model_ref
-    from studio.versions import check_model_file
 
     own = jobs is None
     jobs = jobs or BackgroundJobs(project, device=device)
@@ -153,30 +151,13 @@ def run_step(
     made: dict[str, Any] = {}
 
     def record(job: Any, result: dict) -> None:
-        checked = check_model_file(Path(result["main"]), trust=False)
-        made["version"] = project.add_checked_model(
-            checked,
-            name=name or result.get("name") or _default_name(version, step.technique),
-            parent=version,
-            technique=step.technique,
-            technique_params=step.params.model_dump(mode="json"),
-            notes="\n".join(result.get("notes") or []),
-            details=result.get("details") or {},
+        made["version"] = record_step_output(
+            project, version, step.technique, step.params.model_dump(mode="json"), job.id, result, name=name
         )
-        project.store.update_job(job.id, output_version_id=made["version"].id)
 
     try:
         with staging_dir(project.artifacts_dir) as out:
-            job = TechniqueJob(
-                technique=step.technique,
-                params=step.params.model_dump(mode="json"),
-                model=model_ref(project.model_files(version), version),
-                dataset=step.dataset,
-                device=device,
-                threads=threads,
-                output_dir=str(out),
-                versions=_version_refs(project),
-            )
+            job = technique_job(project, step, output_dir=out, device=device, threads=threads)
             result = jobs.run(
                 technique_spec(job, input_version_id=version.id),
                 on_done=record,
@@ -211,7 +192,12 @@ def comparable_measurement(project: Project, version: ModelVersion, like: Measur
     return None
 
 
-def _version_refs(project: Project) -> dict:
+def technique_job(
+    project: Project, step: PreparedStep, *, output_dir: Path, device: str = "cpu", threads: int | None = None
+) -> TechniqueJob:
+    """The step as plain data for a worker: the model's files, the dataset, and every version of
+    the project by "v3", "3" and name, for techniques that name another one (a distillation student)."""
+    from studio.jobs.worker import TechniqueJob
     from studio.measurements import model_ref
 
     refs = {}
@@ -219,11 +205,43 @@ def _version_refs(project: Project) -> dict:
         ref = model_ref(project.model_files(v), v)
         refs[f"v{v.id}"] = refs[str(v.id)] = ref
         refs.setdefault(v.name, ref)
-    return refs
+    return TechniqueJob(
+        technique=step.technique,
+        params=step.params.model_dump(mode="json"),
+        model=model_ref(project.model_files(step.version), step.version),
+        dataset=step.dataset,
+        device=device,
+        threads=threads,
+        output_dir=str(output_dir),
+        versions=refs,
+    )
 
 
-def _default_name(parent: ModelVersion, technique: str) -> str:
-    return f"{parent.name}+{technique}"
+def record_step_output(
+    project: Project,
+    parent: ModelVersion,
+    technique: str,
+    params: dict[str, Any],
+    job_id: int,
+    result: dict,
+    *,
+    name: str | None = None,
+) -> ModelVersion:
+    """Record a finished step's output as a child version, in the studio's process (never a worker's)."""
+    from studio.versions import check_model_file
+
+    checked = check_model_file(Path(result["main"]), trust=False)
+    version = project.add_checked_model(
+        checked,
+        name=name or result.get("name") or f"{parent.name}+{technique}",
+        parent=parent,
+        technique=technique,
+        technique_params=params,
+        notes="\n".join(result.get("notes") or []),
+        details=result.get("details") or {},
+    )
+    project.store.update_job(job_id, output_version_id=version.id)
+    return version
 
 
 def outcome_report(project: Project, outcome: StepOutcome) -> dict:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from studio import __version__
 from studio.api import StudioError
-from studio.core.files import sha256_file, staging_dir
+from studio.core.files import fsync_dir, sha256_file, staging_dir
 from studio.store import Measurement, ModelVersion, Store
 
 if TYPE_CHECKING:
@@ -359,7 +359,7 @@ class Project:
             os.chmod(staging, 0o755)  # the staging folder is private; the stored one is not
             _fsync_tree(staging)
             self._place(staging, sha)
-        _fsync_dir(self.artifacts_dir)
+        fsync_dir(self.artifacts_dir)
         return sha
 
     def _place(self, staging: Path, sha: str) -> None:
@@ -491,20 +491,7 @@ def _newest_mtime(entry: Path) -> float:
     return newest
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not every platform lets a folder be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(folder: Path) -> None:
     """Make the folder entries durable before the rename publishes them."""
     for path, _, _ in os.walk(folder):
-        _fsync_dir(Path(path))
+        fsync_dir(Path(path))

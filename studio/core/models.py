@@ -699,13 +699,18 @@ def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     return state
 
 
-def _load_weights_into(module: torch.nn.Module, weights: Path, arch_name: str) -> None:
+def read_weights(weights: Path) -> dict:
+    """A state_dict from `.pt` (weights only) or `.safetensors`; an unreadable file is one sentence."""
     try:
-        state = _read_state_dict(weights)
+        return _read_state_dict(weights)
     except ModelFormatError:
         raise
     except Exception as exc:
         raise ModelFormatError(f"{weights.name} could not be read: {_first_line(exc)}") from None
+
+
+def _load_weights_into(module: torch.nn.Module, weights: Path, arch_name: str) -> None:
+    state = read_weights(weights)
     problem = _state_dict_mismatch(module, state)
     if problem:
         raise ModelFormatError(f"{weights.name} does not fit {arch_name}: {problem}")

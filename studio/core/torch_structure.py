@@ -395,16 +395,11 @@ def load_structured_weights(
     module: torch.nn.Module, structure_file: Path, weights: Path, arch_name: str
 ) -> None:
     """Apply the structure, then load the weights strictly, restoring tied names dropped at save."""
-    from studio.core.models import _first_line, _read_state_dict, _state_dict_mismatch
+    from studio.core.models import _state_dict_mismatch, read_weights
 
     structure = read_structure(structure_file)
     apply_structure(module, structure)
-    try:
-        state = _read_state_dict(weights)
-    except ModelFormatError:
-        raise
-    except Exception as exc:
-        raise ModelFormatError(f"{weights.name} could not be read: {_first_line(exc)}") from None
+    state = read_weights(weights)
     for alias, kept in structure.get("aliases", {}).items():
         if kept not in state:
             raise ModelFormatError(f"{weights.name} lacks '{kept}', which '{alias}' shares")

@@ -138,9 +138,7 @@ class ProjectSession:
         ``then`` lists (technique, params, name) steps to queue, in turn, on the version this one makes.
         """
         from studio.jobs.spec import technique_spec
-        from studio.jobs.worker import TechniqueJob
-        from studio.measurements import model_ref
-        from studio.optimizing import prepare_step
+        from studio.optimizing import prepare_step, technique_job
 
         spec = dataset_spec(dataset)
         prepared = prepare_step(self._project, version, technique, params or {}, spec)
@@ -156,16 +154,7 @@ class ProjectSession:
             threads,
             tuple(then),
         )
-        job = TechniqueJob(
-            technique=step.technique,
-            params=step.params,
-            model=model_ref(self._project.model_files(version), version),
-            dataset=spec,
-            device=device,
-            threads=threads,
-            output_dir=str(out),
-            versions=self._version_refs(),
-        )
+        job = technique_job(self._project, prepared, output_dir=out, device=device, threads=threads)
         try:
             return self._manager.submit(
                 technique_spec(job, input_version_id=version.id),
@@ -237,22 +226,14 @@ class ProjectSession:
     # -- what the manager thread calls back --------------------------------------------------------
 
     def _record_step(self, step: _Step, record: JobRecord, result: dict | None) -> None:
-        from studio.versions import check_model_file
+        from studio.optimizing import record_step_output
 
         try:
             if result is None:
                 return
-            checked = check_model_file(Path(result["main"]), trust=False)
-            new = self._project.add_checked_model(
-                checked,
-                name=step.name or result.get("name") or f"{step.version.name}+{step.technique}",
-                parent=step.version,
-                technique=step.technique,
-                technique_params=step.params,
-                notes="\n".join(result.get("notes") or []),
-                details=result.get("details") or {},
+            new = record_step_output(
+                self._project, step.version, step.technique, step.params, record.id, result, name=step.name
             )
-            self._project.store.update_job(record.id, output_version_id=new.id)
         finally:
             shutil.rmtree(step.output_dir, ignore_errors=True)
         self._measure_after_step(step, new)
@@ -306,14 +287,3 @@ class ProjectSession:
         if result is None:
             return None
         return record_measurement(self._project.store, version, result, dataset=dataset, job_id=record.id)
-
-    def _version_refs(self) -> dict:
-        """Every version by "v3", "3" and name, for steps that name another version (distillation)."""
-        from studio.measurements import model_ref
-
-        refs: dict[str, Any] = {}
-        for v in self._project.store.list_versions():
-            ref = model_ref(self._project.model_files(v), v)
-            refs[f"v{v.id}"] = refs[str(v.id)] = ref
-            refs.setdefault(v.name, ref)
-        return refs

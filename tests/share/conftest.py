@@ -97,24 +97,11 @@ class Run:
         return json.loads(self.stdout)
 
 
-def _share_module() -> str:
-    """`studio` once these commands are part of it; until then the module that holds them."""
-    from studio.cli import build_parser
-
-    choices = next(
-        (a.choices for a in build_parser()._actions if isinstance(a.choices, dict)),
-        {},
-    )
-    return "studio" if "pack" in choices else "studio.cli_share"
-
-
 @pytest.fixture
 def share_cli(tmp_path: Path) -> Callable[..., Run]:
-    module = _share_module()
-
     def run(*args: object) -> Run:
         proc = subprocess.run(
-            [sys.executable, "-m", module, *map(str, args)],
+            [sys.executable, "-m", "studio", *map(str, args)],
             capture_output=True,
             text=True,
             timeout=240,

@@ -51,7 +51,16 @@ class StudioError(Exception):
 
 
 class UntrustedFileError(StudioError):
-    """Loading the file would run code from it, and the user has not said they trust it."""
+    """Loading the file would run code from it, and the user has not said they trust it.
+
+    ``str()`` is the command line's sentence (it says how to pass ``--trust``); ``reason`` is the
+    same fact without that advice, for the window to ask its own question; ``path`` is the file.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason or message
 
 
 class ModelFormatError(StudioError):

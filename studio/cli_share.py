@@ -132,15 +132,23 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 def register_unpack(sub) -> None:
     p = sub.add_parser("unpack", help="open a .studio file as a new project folder (checked before writing)")
     p.add_argument("bundle", type=Path, metavar="FILE.studio")
-    p.add_argument("target", type=Path, metavar="DIR", help="a new or empty folder")
+    p.add_argument(
+        "target",
+        type=Path,
+        nargs="?",
+        metavar="DIR",
+        help="a new or empty folder (default: a new folder named after the file, beside it)",
+    )
     json_arg(p)
     p.set_defaults(handler=_cmd_unpack)
 
 
 def _cmd_unpack(args: argparse.Namespace) -> int:
-    from studio.bundle import unpack_bundle
+    from studio.bundle import default_unpack_folder, unpack_bundle
+    from studio.core.paths import data_dir
 
-    result = unpack_bundle(args.bundle, args.target)
+    target = args.target or default_unpack_folder(args.bundle, data_dir() / "projects")
+    result = unpack_bundle(args.bundle, target)
     emit(args, result.to_dict(), unpack_text)
     return 0
 

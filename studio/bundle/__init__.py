@@ -9,7 +9,7 @@ or unpickles anything from the bundle.
 from studio.bundle.checks import Limits, check_member_name
 from studio.bundle.manifest import FORMAT_VERSION, MANIFEST_NAME, MIGRATIONS, Manifest, migrate, read_manifest
 from studio.bundle.pack import PackResult, pack_project, snapshot_database
-from studio.bundle.unpack import UnpackResult, inspect_bundle, unpack_bundle
+from studio.bundle.unpack import UnpackResult, default_unpack_folder, inspect_bundle, unpack_bundle
 
 BUNDLE_SUFFIX = ".studio"
 
@@ -23,6 +23,7 @@ __all__ = [
     "PackResult",
     "UnpackResult",
     "check_member_name",
+    "default_unpack_folder",
     "inspect_bundle",
     "migrate",
     "pack_project",

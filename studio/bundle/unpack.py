@@ -94,6 +94,20 @@ def unpack_bundle(bundle: Path, target: Path, *, limits: Limits | None = None) -
     )
 
 
+def default_unpack_folder(bundle: Path, fallback: Path) -> Path:
+    """Where a bundle opened without a target becomes a project: a new folder named after it,
+    beside it, or in ``fallback`` when the bundle's folder cannot be written (a read-only mount,
+    a mail program's attachment cache). Never an existing folder with something in it."""
+    bundle = Path(bundle).expanduser().absolute()
+    parent = bundle.parent if os.access(bundle.parent, os.W_OK | os.X_OK) else Path(fallback)
+    candidate, number = parent / bundle.stem, 2
+    while candidate.is_symlink() or (
+        candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir()))
+    ):
+        candidate, number = parent / f"{bundle.stem} ({number})", number + 1
+    return candidate
+
+
 def inspect_bundle(archive: zipfile.ZipFile, limits: Limits) -> _Plan:
     """Every check, in the order that names the first problem most precisely; writes nothing."""
     infos = archive.infolist()

@@ -535,7 +535,11 @@ def untrusted_error(path: Path, fmt: ModelFormat) -> UntrustedFileError:
         ModelFormat.TORCH_ARCHITECTURE: "is Python code: loading the model runs it",
         ModelFormat.EXPORTED_PROGRAM: "holds pickled Python objects: loading it runs code from the file",
     }.get(fmt, "is a pickled PyTorch module: loading it runs code from the file")
-    return UntrustedFileError(f"{path.name} {what}. Pass --trust if you trust it (sha256 {digest}…).")
+    return UntrustedFileError(
+        f"{path.name} {what}. Pass --trust if you trust it (sha256 {digest}…).",
+        path=path,
+        reason=f"{path.name} {what} (sha256 {digest}…)",
+    )
 
 
 def _load_torchscript(files: ModelFiles, trusted: bool) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""The window's entry point: ``studio`` (no command), ``studio PROJECT``, ``studio demo``.
+"""The window's entry point: ``studio`` (no command), ``studio PATH``, ``studio demo``.
 
 Only Qt and the window's own modules are imported before the window is shown; torch, ONNX
 Runtime and the plugins load later, off the UI thread, so the window appears at once.
@@ -34,7 +34,17 @@ def create_application(argv: Sequence[str] = ()) -> QApplication:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationDisplayName(APP_NAME)
     app.setDesktopFileName("model-optimization-studio")
+    app.setWindowIcon(application_icon())
     return app
+
+
+def application_icon():
+    """The studio's icon from its one SVG (title bar, task switcher, dialogs)."""
+    from PySide6.QtGui import QIcon
+
+    from studio.core.resources import resource
+
+    return QIcon(str(resource("icons", "studio.svg")))
 
 
 def apply_theme(theme: str) -> None:
@@ -49,7 +59,10 @@ def apply_theme(theme: str) -> None:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="studio", description="Open the studio window.")
     parser.add_argument(
-        "path", nargs="?", type=Path, help="a project folder to open, or a model file to import"
+        "path",
+        nargs="?",
+        type=Path,
+        help="a project folder or shared .studio file to open, or a model file to import",
     )
     parser.add_argument("--demo", action="store_true", help="open the demo project (made on first use)")
     parser.add_argument("--project", type=Path, help="with --demo: where to make the demo project")
@@ -70,23 +83,60 @@ def install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
+def window_request(args: argparse.Namespace) -> dict:
+    """What this launch asks of the window, with paths made absolute (a running studio that is
+    handed the request has another working folder)."""
+    if args.demo:
+        return {"demo": True, "project": str(args.project.expanduser().absolute()) if args.project else None}
+    if args.path is not None:
+        return {"path": str(args.path.expanduser().absolute())}
+    return {}
+
+
+def serve_request(window, request: dict) -> None:
+    """Do what a launch asked: open the demo, or a path (project, model or shared project)."""
+    if request.get("demo"):
+        project = request.get("project")
+        default = window.settings.data_folder / "projects" / "digits-demo"
+        window.controller.run_demo(Path(project) if project else default)
+    elif request.get("path"):
+        window.open_path(Path(request["path"]))
+
+
+def bring_to_front(window) -> None:
+    if window.isMinimized():
+        window.showNormal()
+    window.raise_()
+    window.activateWindow()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Open the window; returns the exit code."""
+    """Open the window, or hand the request to the studio already running; returns the exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    request = window_request(args)
     app = create_application()
-    from studio.ui.main_window import MainWindow
+    from studio.ui.instance import InstanceServer, QuitOnSignals, hand_over, server_name
     from studio.ui.settings import StudioSettings
 
     settings = StudioSettings()
+    name = server_name(settings.path.parent)
+    if hand_over(name, request):
+        return 0
+    from studio.ui.main_window import MainWindow
+
     apply_theme(settings.theme)
     window = MainWindow(settings)
     install_excepthook(window)
+    server = InstanceServer(name, window)
+    server.request.connect(lambda r: (serve_request(window, r), bring_to_front(window)))
+    signals = QuitOnSignals(lambda: (window.close(), app.quit()))
     window.show()
-    if args.demo:
-        window.controller.run_demo(args.project or settings.data_folder / "projects" / "digits-demo")
-    elif args.path is not None:
-        window.open_path(args.path.expanduser())
-    return app.exec()
+    serve_request(window, request)
+    try:
+        return app.exec()
+    finally:
+        signals.restore()
+        server.close()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class ProjectController(QObject):
     job_event = Signal(object)  # JobEvent
     version_loaded = Signal(object)  # VersionView
     model_imported = Signal(object)  # ModelVersion
+    packed = Signal(object)  # PackResult of a shared project just written
     busy = Signal(str)  # what is being done ("" when idle)
     failed = Signal(object)  # an exception (StudioError: one sentence) or TaskFailed
 
@@ -52,6 +53,8 @@ class ProjectController(QObject):
     # -- projects -------------------------------------------------------------------------------
 
     def open_project(self, path: Path, *, create: bool = False) -> None:
+        if self.session is not None and self.session.root == Path(path).resolve():
+            return  # already open: reopening would stop its running jobs for nothing
         self.busy.emit(f"Opening {Path(path).name}…")
         self.close_project()
         pool = self.pool
@@ -84,6 +87,33 @@ class ProjectController(QObject):
         self._known_jobs = set()
         session.close()
         self.project_closed.emit()
+
+    def unpack_and_open(self, bundle: Path, target: Path, *, on_unpacked=None) -> None:
+        """Check and unpack a shared project into ``target`` off the UI thread, then open it."""
+        from studio.bundle import unpack_bundle
+
+        self.busy.emit(f"Checking and unpacking {Path(bundle).name}…")
+
+        def unpacked(result) -> None:
+            if on_unpacked is not None:
+                on_unpacked(result.path)
+            self.open_project(result.path)
+
+        self.background.run(lambda: unpack_bundle(Path(bundle), Path(target)), unpacked, self._failed)
+
+    def pack_project(self, out: Path) -> None:
+        """Write the open project as one ``.studio`` file; ``packed`` follows, or ``failed``."""
+        if self.session is None:
+            return
+        from studio.bundle import pack_project
+
+        root = self.session.root
+        self.busy.emit(f"Saving {Path(out).name}…")
+        self.background.run(lambda: pack_project(root, Path(out)), self._packed, self._failed)
+
+    def _packed(self, result) -> None:
+        self.busy.emit("")
+        self.packed.emit(result)
 
     def run_demo(self, folder: Path) -> None:
         """Build (or refresh) the demo project in ``folder``, then open it."""
@@ -208,6 +238,20 @@ class ProjectController(QObject):
             self._imported,
             self._failed,
         )
+
+    def trust_version(self, version_id: int) -> None:
+        """Record the user's trust in the files of a version that run code, then show it again."""
+        if self.session is None:
+            return
+        project = self.session.project
+
+        def grant() -> int:
+            from studio.core.trust import grant
+
+            grant(project.model_files(project.store.get_version(version_id)))
+            return version_id
+
+        self.background.run(grant, self.load_version, self._failed)
 
     def _imported(self, version) -> None:
         self.busy.emit("")

@@ -6,7 +6,9 @@ for telemetry) and stops working with "Please update" once its build is 180 days
 - the cookie question is answered before the page runs (a ``consent`` cookie, as Netron's
   ``browser.js`` checks it), by a script injected at document creation;
 - the page's build date (``<meta name="date">``, which the age check reads) is removed as the
-  page is parsed, so the pinned Netron keeps working after 180 days.
+  page is parsed, so the pinned Netron keeps working after 180 days;
+- the angle brackets around tensor shapes (U+3008/U+3009, found only in CJK fonts) come from a
+  two-glyph font shipped in resources/fonts when no font in Netron's list has them.
 The web engine is created on first use only: it costs a few hundred milliseconds and a process.
 """
 
@@ -17,7 +19,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
-from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QStackedLayout, QVBoxLayout, QWidget
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,33 @@ _PREPARE_PAGE = """
   };
   new MutationObserver(dropDate).observe(document, { childList: true, subtree: true });
   document.addEventListener('DOMContentLoaded', dropDate);
+  const brackets = new FontFace('Studio Brackets', 'url(data:font/ttf;base64,%(font)s)',
+                                { unicodeRange: 'U+3008-3009' });
+  document.fonts.add(brackets);
+  brackets.load();
+  document.addEventListener('DOMContentLoaded', () => {
+    const style = document.createElement('style');
+    style.textContent = 'body, button, .sidebar, .node-item text, .node-argument > text, .edge-label ' +
+      '{ font-family: %(stack)s, "Studio Brackets" !important; }';
+    document.head.appendChild(style);
+  });
 })();
 """
+# Netron's own font list (index.html, grapher.css), which the injected rule extends.
+_NETRON_FONTS = (
+    '-apple-system, BlinkMacSystemFont, "Segoe WPC", "Segoe UI", "Ubuntu", "Droid Sans", '
+    'sans-serif, "PingFang SC"'
+)
+
+
+def _prepare_page_script() -> str:
+    import base64
+
+    from studio.core.resources import resource
+
+    font = base64.b64encode(resource("fonts", "studio-brackets.ttf").read_bytes()).decode("ascii")
+    return _PREPARE_PAGE % {"font": font, "stack": _NETRON_FONTS}
+
 
 # Select a node by name the way Netron's own Find sidebar does (view.js: target.select + scrollTo).
 _SELECT_NODE = """
@@ -119,7 +146,7 @@ def netron_profile():
     script.setName("studio-prepare-netron")
     script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
     script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
-    script.setSourceCode(_PREPARE_PAGE)
+    script.setSourceCode(_prepare_page_script())
     profile.scripts().insert(script)
     _profile = profile
     return profile
@@ -139,10 +166,20 @@ class GraphView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._stack = QStackedLayout(self)
+        self._message_page = QWidget(self)
+        column = QVBoxLayout(self._message_page)
+        column.addStretch(1)
         self._message = QLabel("Select a model version to see its graph.")
         self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._message.setWordWrap(True)
-        self._stack.addWidget(self._message)
+        column.addWidget(self._message)
+        self.message_button = QPushButton(self._message_page)
+        self.message_button.hide()
+        self.message_button.clicked.connect(self._on_message_button)
+        column.addWidget(self.message_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addStretch(1)
+        self._message_action = None
+        self._stack.addWidget(self._message_page)
         self._web = None
         self._server = NetronServer()
         self._path: Path | None = None
@@ -167,12 +204,23 @@ class GraphView(QWidget):
         graph is asked for."""
         self._ensure_web()
 
-    def show_message(self, text: str) -> None:
+    def show_message(self, text: str, action: tuple[str, object] | None = None) -> None:
+        """``text`` instead of a graph; ``action`` (label, callable) adds a button under it."""
         self._path = None
         self._ready = False
         self._server.stop()
         self._message.setText(text)
-        self._stack.setCurrentWidget(self._message)
+        self._message_action = action[1] if action else None
+        self.message_button.setText(action[0] if action else "")
+        self.message_button.setVisible(action is not None)
+        self._stack.setCurrentWidget(self._message_page)
+
+    def message_text(self) -> str:
+        return self._message.text()
+
+    def _on_message_button(self) -> None:
+        if self._message_action is not None:
+            self._message_action()
 
     def show_file(self, path: Path) -> None:
         """Serve ``path`` (an ONNX or other Netron-readable file) and load it."""

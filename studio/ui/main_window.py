@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         c.version_loaded.connect(self._on_version_loaded)
         c.model_imported.connect(lambda v: (p.lineage.select(v.id), self._rebuild_recent_menu()))
         c.busy.connect(self._on_busy)
+        c.packed.connect(self._on_packed)
         c.failed.connect(self.show_failure)
         p.welcome.demo_requested.connect(self.open_demo)
         p.welcome.open_project_requested.connect(self.open_project_dialog)
@@ -143,6 +144,13 @@ class MainWindow(QMainWindow):
         p.layers.set_model_info(f"v{v.id} {v.name}", view.layers, params=v.params, size=v.size_bytes)
         if view.graph_file is not None:
             p.graph.show_file(view.graph_file)
+        elif view.untrusted is not None:
+            question = view.untrusted
+            p.layers.clear(f"<b>v{v.id} {v.name}</b> — its layers are read once you trust its code")
+            p.graph.show_message(
+                f"{view.problem}.\nThe graph and the layers are shown once you trust it.",
+                ("Trust This File…", lambda: self.opener.ask_trust_version(v.id, question)),
+            )
         else:
             p.graph.show_message(view.problem or "This model cannot be drawn.")
 
@@ -208,10 +216,19 @@ class MainWindow(QMainWindow):
 
     def show_failure(self, failure) -> None:
         error = failure.error if isinstance(failure, TaskFailed) else failure
-        if self.opener.handle_untrusted(error):
+        if self.opener.handle_untrusted(error, self.current_version):
             return
         details = failure.traceback if isinstance(failure, TaskFailed) else None
         show_error(self, error, details=None if _is_user_error(error) else details)
+
+    def _on_packed(self, result) -> None:
+        from studio.tables import human_bytes
+
+        self.statusBar().showMessage(
+            f"Saved {result.path.name} ({human_bytes(result.size_bytes)}): "
+            f"{result.versions} version(s), ready to send",
+            8000,
+        )
 
     def _on_busy(self, text: str) -> None:
         self.parts.busy_label.setText(text)
@@ -242,6 +259,12 @@ class MainWindow(QMainWindow):
 
     def new_project_dialog(self) -> None:
         self.opener.project_dialog(create=True)
+
+    def open_shared_dialog(self) -> None:
+        self.opener.bundle_dialog()
+
+    def share_project_dialog(self) -> None:
+        self.opener.share_dialog()
 
     def open_demo(self) -> None:
         self.opener.open_demo()

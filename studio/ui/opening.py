@@ -1,5 +1,5 @@
 """Opening things: model files (asking for weights and for trust where needed), project folders,
-the demo, and whatever is dropped on the window.
+shared ``.studio`` projects, the demo, and whatever is dropped on the window.
 
 A model opened with no project open goes into the data folder's "models" project, so that a
 person can look at a file without first deciding where a project should live.
@@ -13,9 +13,12 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 PROJECT_DATABASE = "studio.sqlite"  # studio.project.DATABASE_NAME, without importing the store
+BUNDLE_SUFFIX = ".studio"  # studio.bundle.BUNDLE_SUFFIX
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.py);;All files (*)"
+BUNDLE_FILTER = "Shared projects (*.studio);;All files (*)"
 WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.bin);;All files (*)"
 TRUST_QUESTION_NAME = "studioTrustQuestion"
+UNPACK_QUESTION_NAME = "studioUnpackQuestion"
 
 Request = tuple[Path, Path | None]  # (model file, weights file for an architecture)
 
@@ -44,12 +47,55 @@ class Opener(QObject):
         self.controller.open_project(Path(path), create=create)
 
     def open_path(self, path: Path) -> None:
-        """A project folder is opened; anything else is imported as a model."""
+        """A project folder or a shared project is opened; anything else is imported as a model."""
         path = Path(path)
         if path.is_dir() and (path / PROJECT_DATABASE).is_file():
             self.open_project(path)
+        elif path.suffix.lower() == BUNDLE_SUFFIX and path.is_file():
+            self.open_bundle(path)
         else:
             self.open_model(path)
+
+    def open_bundle(self, bundle: Path) -> None:
+        """A shared project becomes a project folder before it opens: the user sees where it will
+        go and may choose another folder. The same file opened again opens that folder."""
+        earlier = self.settings.unpacked_copy(bundle)
+        if earlier is not None:
+            self.open_project(earlier)
+            return
+        from studio.bundle import default_unpack_folder
+
+        target = default_unpack_folder(bundle, self.settings.data_folder / "projects")
+        box = QMessageBox(QMessageBox.Icon.Question, "Open shared project", f"Open {bundle.name}?")
+        box.setParent(self.window, box.windowFlags())
+        box.setObjectName(UNPACK_QUESTION_NAME)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setInformativeText(
+            "The studio checks the whole file, then unpacks it into a new project folder:\n"
+            f"{target}\n\nNothing in it runs: its architecture files stay untrusted until you trust them."
+        )
+        unpack = box.addButton("Unpack and Open", QMessageBox.ButtonRole.AcceptRole)
+        choose = box.addButton("Choose Folder…", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(unpack)
+        box.finished.connect(
+            lambda _r: self._unpack_answered(box.clickedButton(), unpack, choose, bundle, target)
+        )
+        box.open()
+
+    def _unpack_answered(self, clicked, unpack, choose, bundle: Path, target: Path) -> None:
+        if clicked is choose:
+            folder = QFileDialog.getExistingDirectory(
+                self.window, "Unpack into a new or empty folder", str(target.parent)
+            )
+            if not folder:
+                return
+            target = Path(folder)
+        elif clicked is not unpack:
+            return
+        self.controller.unpack_and_open(
+            bundle, target, on_unpacked=lambda folder: self.settings.remember_unpacked(bundle, folder)
+        )
 
     def open_demo(self) -> None:
         self.controller.run_demo(self.settings.data_folder / "projects" / "digits-demo")
@@ -74,6 +120,24 @@ class Opener(QObject):
                 return
         self.open_model(Path(path), Path(weights) if weights else None)
 
+    def bundle_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open shared project", "", BUNDLE_FILTER)
+        if path:
+            self.open_bundle(Path(path))
+
+    def share_dialog(self) -> None:
+        """Save the open project as one ``.studio`` file for a colleague."""
+        session = self.controller.session
+        if session is None:
+            return
+        suggested = str(session.root.parent / f"{session.root.name}{BUNDLE_SUFFIX}")
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Share project as one file", suggested, BUNDLE_FILTER
+        )
+        if path:
+            out = Path(path) if path.endswith(BUNDLE_SUFFIX) else Path(path + BUNDLE_SUFFIX)
+            self.controller.pack_project(out)
+
     def project_dialog(self, *, create: bool = False) -> None:
         title = "New project: choose an empty folder" if create else "Open project folder"
         path = QFileDialog.getExistingDirectory(self.window, title)
@@ -82,29 +146,43 @@ class Opener(QObject):
 
     # -- trust ------------------------------------------------------------------------------------
 
-    def handle_untrusted(self, error: BaseException) -> bool:
-        """Ask whether to trust the file just opened; True when ``error`` was that question's cause."""
+    def handle_untrusted(self, error: BaseException, version_id: int | None = None) -> bool:
+        """Ask whether to trust the file ``error`` is about: the model being imported, or else the
+        files of version ``version_id`` (one from a shared project, say). True when it asked."""
         from studio.api import UntrustedFileError
 
-        if not isinstance(error, UntrustedFileError) or self._last is None:
+        if not isinstance(error, UntrustedFileError):
             return False
-        self._ask_trust(*self._last, str(error))
-        return True
+        if (
+            self._last is not None
+            and error.path is not None
+            and error.path.name in {p.name for p in self._last if p is not None}
+        ):
+            path, weights = self._last
+            self._ask_trust(error, lambda: self.controller.import_model(path, weights=weights, trust=True))
+            return True
+        if version_id is not None:
+            self.ask_trust_version(version_id, error)
+            return True
+        return False
 
-    def _ask_trust(self, path: Path, weights: Path | None, reason: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Question, "Trust this file?", reason[:1].upper() + reason[1:])
+    def ask_trust_version(self, version_id: int, error: BaseException) -> None:
+        self._ask_trust(error, lambda: self.controller.trust_version(version_id))
+
+    def _ask_trust(self, error: BaseException, on_yes) -> None:
+        from studio.ui.widgets.errors import sentence_case
+
+        reason = getattr(error, "reason", None) or str(error)
+        path = getattr(error, "path", None)
+        box = QMessageBox(QMessageBox.Icon.Question, "Trust this file?", sentence_case(reason) + ".")
         box.setParent(self.window, box.windowFlags())
         box.setObjectName(TRUST_QUESTION_NAME)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setInformativeText(
-            f"Loading {path.name} runs code from it. Trust it only if you know where it comes from. "
-            "Your decision is remembered for this exact file."
+            f"Loading {path.name if path else 'it'} runs code from it. Trust it only if you know where it "
+            "comes from. Your decision is remembered for this exact file on this machine."
         )
         box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.finished.connect(lambda result: self._answered(result, path, weights))
+        box.finished.connect(lambda result: on_yes() if result == QMessageBox.StandardButton.Yes else None)
         box.open()
-
-    def _answered(self, result: int, path: Path, weights: Path | None) -> None:
-        if result == QMessageBox.StandardButton.Yes:
-            self.controller.import_model(path, weights=weights, trust=True)

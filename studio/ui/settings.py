@@ -112,6 +112,15 @@ class StudioSettings:
         self._q.setValue(f"recent/{kind}", items)
         return items
 
+    def unpacked_copy(self, bundle: Path) -> Path | None:
+        """The project folder this very bundle file was unpacked into before, if it is still there."""
+        value = self._q.value(f"bundles/{_bundle_key(bundle)}")
+        folder = Path(str(value)) if value else None
+        return folder if folder is not None and (folder / "studio.sqlite").is_file() else None
+
+    def remember_unpacked(self, bundle: Path, folder: Path) -> None:
+        self._q.setValue(f"bundles/{_bundle_key(bundle)}", str(Path(folder).resolve()))
+
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
         geometry = self._q.value("window/geometry")
         state = self._q.value("window/state")
@@ -123,3 +132,16 @@ class StudioSettings:
     def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
         self._q.setValue("window/geometry", geometry)
         self._q.setValue("window/state", state)
+
+
+def _bundle_key(bundle: Path) -> str:
+    """The same file, unchanged: its path, size and modification time (hashing a large bundle
+    would hold the window up for seconds)."""
+    import hashlib
+
+    path = Path(bundle).expanduser().resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]

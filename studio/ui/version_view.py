@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.api import StudioError
+from studio.api import StudioError, UntrustedFileError
 from studio.project import Project
 from studio.store import ModelVersion
 
@@ -22,6 +22,7 @@ class VersionView:
     layers: list
     graph_file: Path | None
     problem: str | None = None  # why there is no graph (an untrusted file, a failed conversion)
+    untrusted: UntrustedFileError | None = None  # the problem is a file that runs code, not trusted here
 
 
 def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> VersionView:
@@ -40,6 +41,8 @@ def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> Ve
     try:
         if not onnx_file.is_file():
             _export_for_graph(project, version, onnx_file)
+    except UntrustedFileError as error:
+        return VersionView(version, [], None, error.reason, untrusted=error)
     except StudioError as error:
         return VersionView(version, [], None, str(error))
     layers = inspect_model(ModelFiles(onnx_file, ModelFormat.ONNX)).layers

@@ -43,6 +43,9 @@ def test_graph_is_served_locally_and_follows_the_layer_table(qtbot, window, demo
     assert js(qtbot, graph, "document.querySelector('meta[name=\"date\"]') === null") is True
     age_days = js(qtbot, graph, "(Date.now() - window.__view__._host._environment.date) / 86400000")
     assert abs(age_days) < 1
+    # Shapes' angle brackets have a font even on a machine without a CJK font.
+    loaded = "[...document.fonts].some(f => f.family.includes('Studio Brackets') && f.status === 'loaded')"
+    assert js(qtbot, graph, loaded) is True
 
     table = window.parts.layers
     row = next(r for r in range(table.proxy.rowCount()) if table.proxy.index(r, 2).data() == "Conv")

@@ -22,9 +22,15 @@ def error_sentence(error: BaseException) -> str:
     from studio.api import StudioError
 
     if isinstance(error, StudioError):
-        text = str(error).strip() or type(error).__name__
-        return text[0].upper() + text[1:]
+        return sentence_case(str(error).strip() or type(error).__name__)
     return f"Something went wrong inside the studio ({type(error).__name__}: {error})."
+
+
+def sentence_case(text: str) -> str:
+    """Capital first letter, unless the sentence starts with a name (``model.onnx``, ``v3``,
+    ``/home/…``) whose spelling is the user's, not ours."""
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    return text[:1].upper() + text[1:] if first.isalpha() else text
 
 
 def show_error(

@@ -1,4 +1,5 @@
-"""Check a one-folder build: every shared library it ships finds the libraries it needs.
+"""Check a one-folder build: every shared library it ships finds the libraries it needs, and no
+link in it points at a file the build left out.
 
 A library the build dropped (the spec trims Qt's QML modules) but a kept one still needs would
 only show up on a user's machine, as a plugin that silently fails to load or a crash at start.
@@ -43,6 +44,10 @@ def missing_libraries(root: Path) -> dict[str, list[Path]]:
     return dict(missing)
 
 
+def dangling_links(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_symlink() and not p.exists())
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not Path(argv[0]).is_dir():
         print("usage: check_build.py DIST_FOLDER", file=sys.stderr)
@@ -55,10 +60,13 @@ def main(argv: list[str]) -> int:
             f"BROKEN: {name} is needed by {users[0].relative_to(root)} but is not in the build",
             file=sys.stderr,
         )
+    dangling = dangling_links(root)
+    for link in dangling:
+        print(f"BROKEN: {link.relative_to(root)} links to a file that is not in the build", file=sys.stderr)
     system = sorted(name for name in missing if name not in broken)
     if system:
         print("The target machine must provide: " + ", ".join(system))
-    return 1 if broken else 0
+    return 1 if broken or dangling else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the built application (dist/studio, dist/share from packaging/build.sh) for one user or
-# for everyone, with its launcher entry, icons and file types; or remove it again.
+# Install the built application for one user or for everyone, with its launcher entry, icons and
+# file types; or remove it again. Run from a checkout after packaging/build.sh (it installs
+# dist/studio and dist/share), or from the unpacked release archive that build.sh writes.
 #
 #   packaging/install.sh ~/.local               the application in ~/.local/lib/model-optimization-studio,
 #                                               `studio` in ~/.local/bin, desktop files in ~/.local/share
@@ -8,7 +9,12 @@
 #   packaging/install.sh --uninstall ~/.local   remove what the line above installed
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [[ -x "$HERE/studio/studio" ]]; then
+    BUILD="$HERE"  # the release archive: studio/, share/ and this script side by side
+else
+    BUILD="$(cd "$HERE/.." && pwd)/dist"  # a checkout
+fi
 NAME="model-optimization-studio"
 UNINSTALL=0
 if [[ "${1:-}" == "--uninstall" ]]; then
@@ -40,18 +46,18 @@ if [[ "$UNINSTALL" == 1 ]]; then
     exit 0
 fi
 
-if [[ ! -x "$ROOT/dist/studio/studio" || ! -d "$ROOT/dist/share" ]]; then
-    echo "install.sh: no build in $ROOT/dist; run packaging/build.sh first" >&2
+if [[ ! -x "$BUILD/studio/studio" || ! -d "$BUILD/share" ]]; then
+    echo "install.sh: no build in $BUILD; run packaging/build.sh first" >&2
     exit 2
 fi
 STAGING="$(mktemp -d "$PREFIX/.$NAME.XXXXXX")"
 trap 'rm -rf "$STAGING"' EXIT
-cp -a "$ROOT/dist/studio/." "$STAGING/"
+cp -a "$BUILD/studio/." "$STAGING/"
 mkdir -p "$PREFIX/lib" "$PREFIX/bin" "$SHARE"
 rm -rf "$APP_DIR"
 mv "$STAGING" "$APP_DIR"  # the new application appears whole, never half-copied
 ln -sfn "$APP_DIR/studio" "$PREFIX/bin/studio"
-cp -a "$ROOT/dist/share/." "$SHARE/"
+cp -a "$BUILD/share/." "$SHARE/"
 # Launchers do not always search PREFIX/bin: the installed desktop file names the program exactly.
 sed -i -e "s|^Exec=studio |Exec=\"$APP_DIR/studio\" |" -e "s|^TryExec=studio$|TryExec=$APP_DIR/studio|" "$DESKTOP"
 refresh_caches

@@ -310,3 +310,35 @@ def test_built_application_installs_for_a_user_and_uninstalls(tmp_path: Path) ->
     assert removed.returncode == 0, removed.stderr
     left = [p for p in prefix.rglob("*") if p.is_file() or p.is_symlink()]
     assert not [p for p in left if "model-optimization-studio" in p.name or p.name == "studio"], left
+
+
+def _release_archive() -> Path | None:
+    found = sorted((ROOT / "dist").glob("model-optimization-studio-*-linux-*.tar.gz"))
+    return found[-1] if found else None
+
+
+@pytest.mark.packaging
+@pytest.mark.slow
+@pytest.mark.skipif(_release_archive() is None, reason="no release archive in dist; run packaging/build.sh")
+def test_the_release_archive_unpacks_and_installs_on_its_own(tmp_path: Path) -> None:
+    import tarfile
+
+    archive = _release_archive()
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        top = {n.split("/", 1)[0] for n in names}
+        assert top == {archive.name.removesuffix(".tar.gz")}, top
+        links = [m for m in tar.getmembers() if m.issym()]
+        assert all(not m.linkname.startswith(("/", archive.name.removesuffix(".tar.gz"))) for m in links)
+        tar.extractall(tmp_path, filter="tar")
+    release = tmp_path / archive.name.removesuffix(".tar.gz")
+    assert (release / "studio" / "studio").is_file() and (release / "install.sh").is_file()
+    assert not [p for p in release.rglob("*") if p.is_symlink() and not p.exists()], "dangling links"
+
+    prefix = tmp_path / "opt"
+    installed = subprocess.run(
+        [str(release / "install.sh"), str(prefix)], capture_output=True, text=True, timeout=600
+    )
+    assert installed.returncode == 0, installed.stderr
+    version = subprocess.run([str(prefix / "bin" / "studio"), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("studio ")

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import sqlite3
 import stat
 import struct
@@ -18,7 +19,7 @@ import pytest
 from alembic import command
 
 from studio.api import StudioError, UntrustedFileError
-from studio.bundle import Limits, migrate, pack_project, read_manifest, unpack_bundle
+from studio.bundle import Limits, default_unpack_folder, migrate, pack_project, read_manifest, unpack_bundle
 from studio.core.benchmark import BenchmarkSettings
 from studio.core.models import load_torch_module
 from studio.core.trust import grant, is_model_trusted
@@ -452,6 +453,39 @@ def test_pack_and_unpack_from_the_command_line(share_cli, project_dir: Path, tmp
     assert unpacked.returncode == 0, unpacked.stderr
     assert "stay untrusted on this machine" in unpacked.stdout
     assert _summary_without_paths(tmp_path / "cli-copy") == _summary_without_paths(project_dir)
+
+
+def test_unpack_without_a_folder_makes_a_new_one_beside_the_file(
+    share_cli, bundle: Path, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shared = inbox / "resnet.studio"
+    shutil.copy(bundle, shared)
+    (inbox / "resnet").mkdir()
+    (inbox / "resnet" / "notes.txt").write_text("someone else's folder")
+    (inbox / "resnet (2)").mkdir()  # empty: a fine place to unpack
+    assert default_unpack_folder(shared, tmp_path / "fallback") == inbox / "resnet (2)"
+
+    result = share_cli("unpack", shared, "--json")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.json()["path"]) == inbox / "resnet (2)"
+    assert (inbox / "resnet (2)" / "studio.sqlite").is_file()
+    assert (inbox / "resnet" / "notes.txt").read_text() == "someone else's folder"
+    assert default_unpack_folder(shared, tmp_path / "fallback") == inbox / "resnet (3)"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_a_bundle_in_a_read_only_folder_unpacks_into_the_fallback(bundle: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "attachments"
+    locked.mkdir()
+    shared = locked / "resnet.studio"
+    shutil.copy(bundle, shared)
+    locked.chmod(0o555)
+    try:
+        assert default_unpack_folder(shared, tmp_path / "projects") == tmp_path / "projects" / "resnet"
+    finally:
+        locked.chmod(0o755)
 
 
 def test_the_command_line_refuses_a_hostile_bundle_in_one_sentence(

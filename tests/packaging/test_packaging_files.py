@@ -7,6 +7,7 @@ import configparser
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -242,13 +243,16 @@ def test_built_application_runs_every_technique(built_demo, tmp_path: Path) -> N
 @pytest.mark.packaging
 @pytest.mark.slow
 @pytest.mark.skipif(not BUILT_APP.is_file(), reason="no build in dist/studio; run packaging/build.sh")
-def test_built_window_opens_the_demo_hands_over_and_exits_cleanly(built_demo, tmp_path: Path) -> None:
+def test_built_window_opens_the_demo_hands_over_and_exits_cleanly(tmp_path: Path) -> None:
+    """`studio demo`: the window makes the demo project (import, measurement in a spawned
+    process), opens it with its job workers, takes a second launch's file, and obeys SIGTERM."""
     from running_app import group_alive, job_workers, kill_group, launch, stop, wait_until
 
-    project, data, _ = _copy_of(built_demo, tmp_path)
-    window = launch([str(BUILT_APP), str(project)], data_dir=data, cwd=tmp_path)
+    project, data = tmp_path / "window-demo", tmp_path / "data"
+    data.mkdir()
+    window = launch([str(BUILT_APP), "demo", "--project", str(project)], data_dir=data, cwd=tmp_path)
     try:
-        wait_until(lambda: job_workers(window.pid), 180, "the window's job workers")
+        wait_until(lambda: job_workers(window.pid), 180, "the demo project open with its job workers")
         second = _run_built(str(project), cwd=tmp_path, data=data, timeout=60)
         assert second.returncode == 0, second.stderr
         assert window.poll() is None, "the first window must keep running"
@@ -259,6 +263,10 @@ def test_built_window_opens_the_demo_hands_over_and_exits_cleanly(built_demo, tm
     finally:
         kill_group(window)
     assert "geometry" in (data / "settings.ini").read_text(), "the window saved its layout on the way out"
+    with sqlite3.connect(project / "studio.sqlite") as db:
+        assert db.execute("SELECT name FROM model_versions").fetchall() == [("baseline",)]
+        assert db.execute("SELECT count(*) FROM measurements").fetchone() == (1,)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 @pytest.mark.packaging

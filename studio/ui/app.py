@@ -97,8 +97,7 @@ def serve_request(window, request: dict) -> None:
     """Do what a launch asked: open the demo, or a path (project, model or shared project)."""
     if request.get("demo"):
         project = request.get("project")
-        default = window.settings.data_folder / "projects" / "digits-demo"
-        window.controller.run_demo(Path(project) if project else default)
+        window.opener.open_demo(Path(project) if project else None)
     elif request.get("path"):
         window.open_path(Path(request["path"]))
 

@@ -88,6 +88,10 @@ class ProjectController(QObject):
         session.close()
         self.project_closed.emit()
 
+    def active_jobs(self) -> list[int]:
+        """Jobs of the open project queued or running in this window's workers."""
+        return [] if self.session is None else self.session.manager.active()
+
     def unpack_and_open(self, bundle: Path, target: Path, *, on_unpacked=None) -> None:
         """Check and unpack a shared project into ``target`` off the UI thread, then open it."""
         from studio.bundle import unpack_bundle

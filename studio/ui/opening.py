@@ -19,6 +19,7 @@ BUNDLE_FILTER = "Shared projects (*.studio);;All files (*)"
 WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.bin);;All files (*)"
 TRUST_QUESTION_NAME = "studioTrustQuestion"
 UNPACK_QUESTION_NAME = "studioUnpackQuestion"
+LEAVE_QUESTION_NAME = "studioLeaveQuestion"
 
 Request = tuple[Path, Path | None]  # (model file, weights file for an architecture)
 
@@ -44,7 +45,7 @@ class Opener(QObject):
             self.controller.import_model(request[0], weights=request[1])
 
     def open_project(self, path: Path, *, create: bool = False) -> None:
-        self.controller.open_project(Path(path), create=create)
+        self._leave_current(Path(path), lambda: self.controller.open_project(Path(path), create=create))
 
     def open_path(self, path: Path) -> None:
         """A project folder or a shared project is opened; anything else is imported as a model."""
@@ -63,6 +64,9 @@ class Opener(QObject):
         if earlier is not None:
             self.open_project(earlier)
             return
+        self._leave_current(None, lambda: self._ask_unpack(bundle))
+
+    def _ask_unpack(self, bundle: Path) -> None:
         from studio.bundle import default_unpack_folder
 
         target = default_unpack_folder(bundle, self.settings.data_folder / "projects")
@@ -97,8 +101,33 @@ class Opener(QObject):
             bundle, target, on_unpacked=lambda folder: self.settings.remember_unpacked(bundle, folder)
         )
 
-    def open_demo(self) -> None:
-        self.controller.run_demo(self.settings.data_folder / "projects" / "digits-demo")
+    def open_demo(self, folder: Path | None = None) -> None:
+        target = Path(folder) if folder else self.settings.data_folder / "projects" / "digits-demo"
+        self._leave_current(target, lambda: self.controller.run_demo(target))
+
+    def _leave_current(self, target: Path | None, then) -> None:
+        """Run ``then``, which opens another project; first ask when that would stop running jobs
+        (they would be recorded as interrupted). ``target`` None: a project not yet on disk."""
+        session, active = self.controller.session, self.controller.active_jobs()
+        if not active or (target is not None and session is not None and session.root == target.resolve()):
+            then()
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Jobs are running",
+            f"{len(active)} job(s) of {session.root.name} are still queued or running.",
+        )
+        box.setParent(self.window, box.windowFlags())
+        box.setObjectName(LEAVE_QUESTION_NAME)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setInformativeText(
+            "Opening another project stops them; they are recorded as interrupted and can be run again."
+        )
+        leave = box.addButton("Stop Jobs and Open", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _r: then() if box.clickedButton() is leave else None)
+        box.open()
 
     def _import_pending(self, _session) -> None:
         if self._pending is not None:

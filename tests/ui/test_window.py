@@ -108,6 +108,46 @@ def test_cancel_a_queued_and_a_running_job(qtbot, window, demo_project: Path):
     assert window.parts.lineage.model.version_count() == 1  # nothing was kept of either
 
 
+@pytest.mark.slow
+def test_opening_another_project_asks_before_it_stops_running_jobs(
+    qtbot, window, demo_project: Path, tmp_path: Path
+):
+    import shutil
+    import sqlite3
+
+    from studio.ui.opening import LEAVE_QUESTION_NAME
+
+    other = tmp_path / "other"
+    shutil.copytree(demo_project, other)
+    open_project(qtbot, window, demo_project)
+    wait_for_plugins(qtbot, window)
+    running = submit(qtbot, window, 1, "distill", {"epochs": 200}, dataset="digits")
+    qtbot.waitUntil(lambda: job_state(window, running) == "running", timeout=WAIT_MS)
+
+    def question() -> QMessageBox | None:
+        found = [w for w in QApplication.topLevelWidgets() if w.objectName() == LEAVE_QUESTION_NAME]
+        return found[0] if found and found[0].isVisible() else None
+
+    window.open_path(demo_project)  # the open project: nothing to ask, nothing stopped
+    assert question() is None and window.controller.active_jobs() == [running]
+
+    window.open_path(other)
+    qtbot.waitUntil(lambda: question() is not None, timeout=WAIT_MS)
+    assert "1 job(s) of digits-demo" in question().text()
+    qtbot.mouseClick(question().button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert window.controller.session.root == demo_project.resolve()
+    assert window.controller.active_jobs() == [running]
+
+    window.open_path(other)
+    qtbot.waitUntil(lambda: question() is not None, timeout=WAIT_MS)
+    stop = next(b for b in question().buttons() if b.text() == "Stop Jobs and Open")
+    with qtbot.waitSignal(window.controller.figures_changed, timeout=WAIT_MS):
+        qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
+    assert window.controller.session.root == other.resolve()
+    with sqlite3.connect(demo_project / "studio.sqlite") as db:
+        assert db.execute("SELECT state FROM jobs WHERE id = ?", (running,)).fetchone() == ("interrupted",)
+
+
 def test_a_corrupt_model_shows_a_readable_error(qtbot, window, demo_project: Path, tmp_path: Path):
     open_project(qtbot, window, demo_project)
     bad = tmp_path / "broken.onnx"

@@ -1,14 +1,9 @@
-"""A real project made once per session (imported, derived and measured versions), copied per test,
-and the share commands run as a user runs them."""
+"""A real project made once per session (imported, derived and measured versions), copied per test.
+The share commands run through the suite's ``studio_cli`` fixture, as a user runs them."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,32 +77,3 @@ def project_dir(made_project: MadeProject, tmp_path: Path) -> Path:
 def author_trust(made_project: MadeProject, monkeypatch: pytest.MonkeyPatch) -> None:
     """Act as the machine that made the project (its architecture file is trusted there)."""
     monkeypatch.setenv("STUDIO_DATA_DIR", str(made_project.author_data_dir))
-
-
-# -- the command line ------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict:
-        return json.loads(self.stdout)
-
-
-@pytest.fixture
-def share_cli(tmp_path: Path) -> Callable[..., Run]:
-    def run(*args: object) -> Run:
-        proc = subprocess.run(
-            [sys.executable, "-m", "studio", *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
-
-    return run

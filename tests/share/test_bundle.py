@@ -445,18 +445,18 @@ def test_an_architecture_file_from_a_bundle_stays_untrusted_until_trusted_here(
 # -- the command line ------------------------------------------------------------------------------
 
 
-def test_pack_and_unpack_from_the_command_line(share_cli, project_dir: Path, tmp_path: Path) -> None:
-    packed = share_cli("pack", project_dir, tmp_path / "cli.studio", "--json")
+def test_pack_and_unpack_from_the_command_line(studio_cli, project_dir: Path, tmp_path: Path) -> None:
+    packed = studio_cli("pack", project_dir, tmp_path / "cli.studio", "--json")
     assert packed.returncode == 0, packed.stderr
     assert packed.json()["versions"] == 3
-    unpacked = share_cli("unpack", tmp_path / "cli.studio", tmp_path / "cli-copy")
+    unpacked = studio_cli("unpack", tmp_path / "cli.studio", tmp_path / "cli-copy")
     assert unpacked.returncode == 0, unpacked.stderr
     assert "stay untrusted on this machine" in unpacked.stdout
     assert _summary_without_paths(tmp_path / "cli-copy") == _summary_without_paths(project_dir)
 
 
 def test_unpack_without_a_folder_makes_a_new_one_beside_the_file(
-    share_cli, bundle: Path, tmp_path: Path
+    studio_cli, bundle: Path, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -467,7 +467,7 @@ def test_unpack_without_a_folder_makes_a_new_one_beside_the_file(
     (inbox / "resnet (2)").mkdir()  # empty: a fine place to unpack
     assert default_unpack_folder(shared, tmp_path / "fallback") == inbox / "resnet (2)"
 
-    result = share_cli("unpack", shared, "--json")
+    result = studio_cli("unpack", shared, "--json")
     assert result.returncode == 0, result.stderr
     assert Path(result.json()["path"]) == inbox / "resnet (2)"
     assert (inbox / "resnet (2)" / "studio.sqlite").is_file()
@@ -489,10 +489,10 @@ def test_a_bundle_in_a_read_only_folder_unpacks_into_the_fallback(bundle: Path, 
 
 
 def test_the_command_line_refuses_a_hostile_bundle_in_one_sentence(
-    share_cli, bundle: Path, tmp_path: Path
+    studio_cli, bundle: Path, tmp_path: Path
 ) -> None:
     hostile = _with_extra("../escaped.txt")(read_members(bundle), tmp_path / "evil.studio")
-    result = share_cli("unpack", hostile, tmp_path / "target")
+    result = studio_cli("unpack", hostile, tmp_path / "target")
     assert result.returncode == 2
     assert result.stderr.startswith("studio: error: bundle member '../escaped.txt' points outside")
     assert len(result.stderr.strip().splitlines()) == 1

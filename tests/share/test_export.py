@@ -265,13 +265,13 @@ def test_an_engine_is_built_timed_and_its_timing_cache_reused(project: Project) 
 # -- the command line ------------------------------------------------------------------------------
 
 
-def test_export_from_the_command_line(share_cli, project_dir: Path, tmp_path: Path) -> None:
-    result = share_cli("export", "v1", "--format", "onnx", "--project", project_dir, "--json")
+def test_export_from_the_command_line(studio_cli, project_dir: Path, tmp_path: Path) -> None:
+    result = studio_cli("export", "v1", "--format", "onnx", "--project", project_dir, "--json")
     assert result.returncode == 0, result.stderr
     payload = result.json()
     assert payload["checker_ok"] and payload["max_abs_diff"] == 0.0 and payload["opset"] == 17
     assert Path(payload["path"]).is_file()
 
-    refused = share_cli("export", "v1", "--format", "tensorrt", "--project", project_dir, "--opset", "12")
+    refused = studio_cli("export", "v1", "--format", "tensorrt", "--project", project_dir, "--opset", "12")
     assert refused.returncode == 2
     assert refused.stderr.strip() == "studio: error: TensorRT needs ONNX opset 17 or newer, not 12"

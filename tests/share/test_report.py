@@ -116,8 +116,8 @@ def test_a_project_without_versions_still_gets_a_page(tmp_path: Path) -> None:
     assert "No version has an accuracy measurement yet." in html
 
 
-def test_report_from_the_command_line(share_cli, project_dir: Path, tmp_path: Path) -> None:
-    result = share_cli(
+def test_report_from_the_command_line(studio_cli, project_dir: Path, tmp_path: Path) -> None:
+    result = studio_cli(
         "report", project_dir, "--out", tmp_path / "r.html", "--csv", tmp_path / "m.csv", "--json"
     )
     assert result.returncode == 0, result.stderr
@@ -127,8 +127,8 @@ def test_report_from_the_command_line(share_cli, project_dir: Path, tmp_path: Pa
         "versions": 3,
         "measurements": 2,
     }
-    folder = share_cli("report", project_dir, "--out", tmp_path)
+    folder = studio_cli("report", project_dir, "--out", tmp_path)
     assert folder.returncode == 2 and "is a folder; give the file to write" in folder.stderr
-    missing = share_cli("report", tmp_path / "nowhere", "--out", tmp_path / "x.html")
+    missing = studio_cli("report", tmp_path / "nowhere", "--out", tmp_path / "x.html")
     assert missing.returncode == 2 and "is not a studio project" in missing.stderr
     assert not (tmp_path / "x.html").exists()

@@ -21,15 +21,12 @@ from studio.core.models import (
     ModelFormat,
     TensorSpec,
     count_parameters,
-    export_onnx,
+    export_torch_files,
     initializer_sizes,
     learned_inputs,
     load_onnx,
-    load_torch_module,
     onnx_io_specs,
     onnx_parameter_count,
-    torch_example_inputs,
-    torch_input_specs,
 )
 
 if TYPE_CHECKING:
@@ -275,16 +272,9 @@ def _inspect_onnx(files: ModelFiles) -> ModelInfo:
 
 
 def _inspect_torch(files: ModelFiles, *, trusted: bool, input_shapes) -> ModelInfo:
-    module = load_torch_module(files, trusted=trusted)
-    specs = torch_input_specs(files, module, input_shapes)
-    dynamic = bool(specs) and all(s.shape and s.shape[0] == "batch" for s in specs)
     with tempfile.TemporaryDirectory(prefix="studio-inspect-") as tmp:
-        path = export_onnx(
-            module,
-            torch_example_inputs(specs),
-            Path(tmp) / "model.onnx",
-            input_names=[s.name for s in specs],
-            dynamic_batch=dynamic,
+        path, module, specs = export_torch_files(
+            files, Path(tmp) / "model.onnx", trusted=trusted, input_shapes=input_shapes
         )
         model = load_onnx(ModelFiles(path, ModelFormat.ONNX))
     _, outputs = onnx_io_specs(model)

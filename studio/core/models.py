@@ -949,6 +949,28 @@ def export_onnx(
     return out_path
 
 
+def export_torch_files(
+    files: ModelFiles,
+    out_path: Path,
+    *,
+    trusted: bool,
+    input_shapes: Sequence[tuple[int, ...]] | None = None,
+) -> tuple[Path, torch.nn.Module, list[TensorSpec]]:
+    """A stored PyTorch model as one ONNX file, its batch dimension left free where the model
+    takes any batch: what the layer table, the graph view and ONNX Runtime read of a PyTorch
+    version. Returns the file, the loaded module and its input specs."""
+    module = load_torch_module(files, trusted=trusted)
+    specs = torch_input_specs(files, module, input_shapes)
+    path = export_onnx(
+        module,
+        torch_example_inputs(specs),
+        out_path,
+        input_names=[s.name for s in specs],
+        dynamic_batch=bool(specs) and all(s.shape[:1] == ("batch",) for s in specs),
+    )
+    return path, module, specs
+
+
 def _run_once(module: torch.nn.Module, example_inputs: tuple) -> Any:
     import torch
 

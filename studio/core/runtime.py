@@ -21,7 +21,7 @@ from studio.core.models import (
     ModelFormat,
     TensorSpec,
     default_output_names,
-    export_onnx,
+    export_torch_files,
     flatten_outputs,
     load_torch_module,
     torch_example_inputs,
@@ -296,16 +296,10 @@ def _open_torch(files, device, threads, trusted, input_shapes) -> TorchRunner:
 
 def _open_converted(files, device, threads, trusted, input_shapes) -> OnnxRunner:
     """Export into a folder the runner owns and deletes on close."""
-    module = load_torch_module(files, trusted=trusted)
-    specs = torch_input_specs(files, module, input_shapes)
     folder = Path(tempfile.mkdtemp(prefix="studio-runner-"))
     try:
-        path = export_onnx(
-            module,
-            torch_example_inputs(specs),
-            folder / "model.onnx",
-            input_names=[s.name for s in specs],
-            dynamic_batch=all(s.shape[:1] == ("batch",) for s in specs),
+        path, _, _ = export_torch_files(
+            files, folder / "model.onnx", trusted=trusted, input_shapes=input_shapes
         )
         runner = OnnxRunner(path, device=device, threads=threads, display_name=files.main.name)
     except BaseException:

@@ -50,19 +50,10 @@ def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> Ve
 
 
 def _export_for_graph(project: Project, version: ModelVersion, target: Path) -> None:
-    from studio.core.models import export_onnx, load_torch_module, torch_example_inputs, torch_input_specs
+    from studio.core.models import export_torch_files
     from studio.core.trust import is_model_trusted
     from studio.versions import input_shapes_of
 
     files = project.model_files(version)
-    module = load_torch_module(files, trusted=is_model_trusted(files))
-    specs = torch_input_specs(files, module, input_shapes_of(version))
-    dynamic = bool(specs) and all(s.shape and s.shape[0] == "batch" for s in specs)
     target.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx(
-        module,
-        torch_example_inputs(specs),
-        target,
-        input_names=[s.name for s in specs],
-        dynamic_batch=dynamic,
-    )
+    export_torch_files(files, target, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))

@@ -52,8 +52,11 @@ class ProjectController(QObject):
 
     # -- projects -------------------------------------------------------------------------------
 
+    def is_open(self, path: Path) -> bool:
+        return self.session is not None and self.session.root == Path(path).resolve()
+
     def open_project(self, path: Path, *, create: bool = False) -> None:
-        if self.session is not None and self.session.root == Path(path).resolve():
+        if self.is_open(path):
             return  # already open: reopening would stop its running jobs for nothing
         self.busy.emit(f"Opening {Path(path).name}…")
         self.close_project()

@@ -108,14 +108,14 @@ class Opener(QObject):
     def _leave_current(self, target: Path | None, then) -> None:
         """Run ``then``, which opens another project; first ask when that would stop running jobs
         (they would be recorded as interrupted). ``target`` None: a project not yet on disk."""
-        session, active = self.controller.session, self.controller.active_jobs()
-        if not active or (target is not None and session is not None and session.root == target.resolve()):
+        active = self.controller.active_jobs()
+        if not active or (target is not None and self.controller.is_open(target)):
             then()
             return
         box = QMessageBox(
             QMessageBox.Icon.Warning,
             "Jobs are running",
-            f"{len(active)} job(s) of {session.root.name} are still queued or running.",
+            f"{len(active)} job(s) of {self.controller.session.root.name} are still queued or running.",
         )
         box.setParent(self.window, box.windowFlags())
         box.setObjectName(LEAVE_QUESTION_NAME)

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtWidgets import QApplication
 
@@ -77,7 +78,7 @@ def install_excepthook(window) -> None:
 
     def hook(kind, error, tb) -> None:
         previous(kind, error, tb)
-        if isinstance(error, Exception):
+        if isinstance(error, Exception) and shiboken6.isValid(window):  # not once it is gone
             show_error(window, error, details="".join(traceback.format_exception(kind, error, tb)))
 
     sys.excepthook = hook

@@ -32,13 +32,14 @@ class _Relay(QObject):
 
 
 class Background(QObject):
-    """A small thread pool; ``run(fn, on_done, on_error)``; ``wait()`` before the window closes."""
+    """A small thread pool; ``run(fn, on_done, on_error)``; ``close()`` before the window closes."""
 
     def __init__(self, parent: QObject | None = None, threads: int = 2) -> None:
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(threads)
         self._relays: set[_Relay] = set()
+        self._closed = False
 
     def run(
         self,
@@ -46,6 +47,8 @@ class Background(QObject):
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[TaskFailed], None] | None = None,
     ) -> None:
+        if self._closed:
+            return  # the window is closing: a result would have nowhere to go
         relay = _Relay()
         self._relays.add(relay)
         relay.done.connect(lambda value: self._finish(relay, on_done, value))
@@ -55,9 +58,9 @@ class Background(QObject):
             try:
                 value = fn()
             except BaseException as error:  # handed to the UI thread; nothing is lost here
-                relay.failed.emit(TaskFailed(error, traceback.format_exc()))
+                _deliver(relay.failed, TaskFailed(error, traceback.format_exc()))
                 return
-            relay.done.emit(value)
+            _deliver(relay.done, value)
 
         self._pool.start(task)
 
@@ -69,8 +72,17 @@ class Background(QObject):
         elif isinstance(value, TaskFailed):
             log.error("a background task failed: %s\n%s", value, value.traceback)
 
-    def busy(self) -> bool:
-        return bool(self._relays)
-
-    def wait(self, msecs: int = -1) -> bool:
+    def close(self, msecs: int = -1) -> bool:
+        """Take no new tasks, and wait up to ``msecs`` for the running ones; False if some still run
+        (they finish on their own, and their results are dropped)."""
+        self._closed = True
         return self._pool.waitForDone(msecs)
+
+
+def _deliver(signal, value: Any) -> None:
+    """Emit from the worker thread, unless the window closed (deleting the relay) while the task
+    ran: a task that outlives the close has no one left to tell."""
+    try:
+        signal.emit(value)
+    except RuntimeError:  # "Signal source has been deleted"
+        log.debug("a background task finished after the window closed; its result is dropped")

@@ -272,6 +272,6 @@ class ProjectController(QObject):
     def shutdown(self) -> None:
         """Finish what is running in the background, then close the project and its workers."""
         self._closing = True
-        self.background.wait(10_000)
+        self.background.close(10_000)
         QCoreApplication.processEvents()  # deliver results still queued (a session just opened)
         self.close_project()

@@ -215,3 +215,21 @@ def test_the_window_logic_below_the_widgets_needs_no_qt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_background_work_that_outlives_the_window_is_dropped_quietly(qtbot):
+    import shiboken6
+
+    from studio.ui.background import Background
+
+    background = Background()
+    release, delivered = threading.Event(), []
+    background.run(lambda: release.wait(30), delivered.append)
+    assert not background.close(50), "the task is still running"
+    background.run(lambda: 2, delivered.append)  # the window is closing: refused
+    for relay in list(background._relays):
+        shiboken6.delete(relay)  # what closing the window does to the task's way back
+    release.set()
+    assert background._pool.waitForDone(10_000)
+    qtbot.wait(50)
+    assert delivered == []

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# As on a user's machine, Python writes bytecode: a build machine's PYTHONDONTWRITEBYTECODE would hide
+# every place where the studio lets it land in a project (and the project then fails to share).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import importlib.util
 import io
 import itertools
 import json
@@ -20,6 +19,7 @@ import logging
 import pickle
 import struct
 import sys
+import types
 import warnings
 import weakref
 import zipfile
@@ -651,15 +651,23 @@ def _load_architecture(files: ModelFiles, trusted: bool) -> torch.nn.Module:
 
 
 def _import_architecture(path: Path) -> Any:
-    """Import the file under a name of its own, so two architecture files never shadow each other."""
+    """Run the file's own source as a module under a name of its own.
+
+    Compiled from the bytes read here, never through the import system: that would read a
+    ``__pycache__`` file beside it instead of the source (an unchecked stand-in for the file the
+    user trusted) and write one into the project's artifact folder, which then no longer matches
+    its manifest. A name of its own keeps two architecture files from shadowing each other.
+    """
     name = f"_studio_architecture_{next(_module_counter)}_{path.stem.replace('-', '_')}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ModelFormatError(f"{path.name} cannot be imported as Python")
-    namespace = importlib.util.module_from_spec(spec)
+    try:
+        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ModelFormatError(f"{path.name} cannot be read as Python: {_first_line(exc)}") from None
+    namespace = types.ModuleType(name)
+    namespace.__file__ = str(path)
     sys.modules[name] = namespace  # dataclasses and pickling look the module up by name
     try:
-        spec.loader.exec_module(namespace)
+        exec(code, namespace.__dict__)
     except Exception as exc:
         sys.modules.pop(name, None)
         raise ModelFormatError(

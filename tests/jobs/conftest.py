@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from jobtools import TEST_GRACE_S, WAIT_S, EventLog, PoolEvents
@@ -10,6 +12,11 @@ from jobtools import TEST_GRACE_S, WAIT_S, EventLog, PoolEvents
 from studio.jobs.manager import JobManager
 from studio.jobs.pool import LocalPool
 from studio.project import Project
+
+# Jobs here run the functions of standins.py by the name "standins:FUNCTION", the way a third party's
+# module is found: on the Python path of every process the tests start (workers, Ray, a session).
+_HERE = str(Path(__file__).resolve().parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_HERE, os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture

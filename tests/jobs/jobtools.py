@@ -1,7 +1,8 @@
 """Helpers for the job tests: stand-in job specs and a log of events that can be waited on.
 
 Tests never sleep to synchronise: they wait on the events a pool or manager sends, with a
-timeout, so a slow machine makes them slower, not flaky.
+timeout, so a slow machine makes them slower, not flaky. Nor do they time anything: how a job
+ended (by itself, or killed) is read from what it left behind, not from a stopwatch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from studio.jobs.events import JobEvent
 from studio.jobs.spec import JobSpec
@@ -21,10 +23,8 @@ TEST_GRACE_S = 1.0
 def spec(
     target: str, *, kind: str = "measure", device: str | None = None, timeout_s: float | None = None, **kwargs
 ) -> JobSpec:
-    """A job running one of ``studio.jobs.targets``' stand-ins."""
-    return JobSpec(
-        kind=kind, target=f"studio.jobs.targets:{target}", kwargs=kwargs, device=device, timeout_s=timeout_s
-    )
+    """A job running one of the stand-ins in ``standins.py``."""
+    return JobSpec(kind=kind, target=f"standins:{target}", kwargs=kwargs, device=device, timeout_s=timeout_s)
 
 
 class EventLog:
@@ -32,12 +32,20 @@ class EventLog:
 
     def __init__(self) -> None:
         self.events: list[JobEvent] = []
+        self.arrived: list[float] = []  # time.monotonic() when each event arrived here
         self._changed = threading.Condition()
 
     def __call__(self, event: JobEvent) -> None:
         with self._changed:
             self.events.append(event)
+            self.arrived.append(time.monotonic())
             self._changed.notify_all()
+
+    def span_s(self, job_id: int) -> float:
+        """Seconds from the job's first event to its last, as they arrived."""
+        with self._changed:
+            times = [t for e, t in zip(self.events, self.arrived, strict=True) if e.job_id == job_id]
+        return times[-1] - times[0]
 
     def wait_for(self, predicate: Callable[[list[JobEvent]], bool], timeout: float = WAIT_S) -> None:
         with self._changed:
@@ -79,5 +87,7 @@ class PoolEvents(EventLog):
         self._thread.join()
 
 
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
+def cancelled_cooperatively(log_path: str | Path) -> bool:
+    """Whether the sleep stand-in stopped by itself: it writes this line to its log when asked to stop."""
+    log = Path(log_path)
+    return log.is_file() and "stopping at step" in log.read_text()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from jobtools import WAIT_S, EventLog, elapsed_since, spec
+from jobtools import WAIT_S, EventLog, cancelled_cooperatively, spec
 
 from studio.api import StudioError
 from studio.jobs.manager import CLOSED_RUNNING_MESSAGE, NOT_STARTED_MESSAGE, JobManager
@@ -75,32 +74,29 @@ def test_a_result_that_cannot_be_recorded_fails_the_job(make_manager) -> None:
     assert log.of(record.id)[-1].kind == "failed"
 
 
-def test_cancel_a_queued_job_at_once_and_a_running_one_within_two_seconds(project, make_manager) -> None:
-    manager, log = make_manager(cpu_workers=1)
+def test_cancel_a_queued_job_at_once_and_a_running_one_at_its_next_report(project, make_manager) -> None:
+    manager, log = make_manager(cpu_workers=1, grace=WAIT_S)
     running = manager.submit(spec("sleep", seconds=60, steps=600))
     queued = manager.submit(spec("echo"))
     log.wait_event(running, "progress")
 
     assert manager.cancel(queued) is True
     assert project.store.get_job(queued).state == "cancelled"  # recorded before cancel returned
-    asked = time.monotonic()
     assert manager.cancel(running) is True
     record = manager.wait(running, WAIT_S)
-    assert record.state == "cancelled" and elapsed_since(asked) < 2.0
+    assert record.state == "cancelled" and cancelled_cooperatively(record.log_path)
     assert manager.cancel(running) is False  # already over
     log.wait_event(queued, "cancelled")
     assert [e.kind for e in log.of(queued)] == ["cancelled"]
     assert manager.wait(queued, 0).started_at is None
 
 
-def test_cancel_of_a_job_that_ignores_it_ends_within_grace_plus_one_second(make_manager) -> None:
+def test_cancel_of_a_job_that_ignores_it_kills_it_after_the_grace_period(make_manager) -> None:
     manager, log = make_manager(cpu_workers=1, grace=1.0)
     job_id = manager.submit(spec("hang"))
     log.wait_event(job_id, "progress")
-    asked = time.monotonic()
     manager.cancel(job_id)
-    assert manager.wait(job_id, WAIT_S).state == "cancelled"
-    assert elapsed_since(asked) < 1.0 + 1.0
+    assert manager.wait(job_id, WAIT_S).state == "cancelled"  # the hanging job never ends by itself
 
 
 def test_a_job_over_its_time_limit_is_recorded_as_failed(make_manager) -> None:

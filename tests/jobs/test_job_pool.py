@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
-from jobtools import TEST_GRACE_S, WAIT_S, elapsed_since, spec
+from jobtools import TEST_GRACE_S, WAIT_S, cancelled_cooperatively, spec
 
 from studio.api import StudioError
+from studio.jobs.runner import PROGRESS_INTERVAL_S
 
 
 def test_a_job_on_an_injected_gpu_worker_sees_only_that_gpu(pool_events, tmp_path) -> None:
@@ -66,23 +66,24 @@ def test_every_way_a_job_can_crash_names_its_reason(pool_events, tmp_path, how: 
 def test_a_job_over_its_time_limit_fails_and_its_worker_is_replaced(pool_events, tmp_path) -> None:
     pool, log = pool_events(cpu_workers=1)
     pool.submit(1, spec("hang", timeout_s=0.5), tmp_path / "1.log")
-    started = time.monotonic()
-    failed = log.wait_final(1)
+    log.wait_event(1, "progress")
+    hung = pool.workers()[0].pid
+    failed = log.wait_final(1)  # the hanging job never ends by itself: only the limit ends it
     assert failed.kind == "failed" and "limit of 0.5 s" in failed.error
-    assert elapsed_since(started) < 0.5 + 1.0 + 2.0  # limit, then terminate (or kill), with slack
+    assert pool.wait_ready(WAIT_S)
+    assert hung not in [w.pid for w in pool.workers()]
     pool.submit(2, spec("echo"), tmp_path / "2.log")
     assert log.wait_final(2).kind == "succeeded"
 
 
-def test_cancel_of_a_cooperative_job_takes_effect_within_two_seconds(pool_events, tmp_path) -> None:
-    pool, log = pool_events(cpu_workers=1, grace=10.0)  # a long grace: only cooperation can be this fast
-    pool.submit(1, spec("sleep", seconds=60, steps=600), tmp_path / "1.log")
+def test_cancel_of_a_cooperative_job_stops_it_at_its_next_report(pool_events, tmp_path) -> None:
+    pool, log = pool_events(cpu_workers=1, grace=WAIT_S)  # no kill before the test gives up
+    pool.submit(1, spec("sleep", seconds=600, steps=60000), tmp_path / "1.log")
     log.wait_event(1, "progress")
     pid = pool.workers()[0].pid
-    asked = time.monotonic()
     assert pool.cancel(1) is False  # it was running: the end comes as an event
     assert log.wait_final(1).kind == "cancelled"
-    assert elapsed_since(asked) < 2.0
+    assert cancelled_cooperatively(tmp_path / "1.log")
     assert pool.workers()[0].pid == pid  # it stopped by itself: the worker lives on
 
 
@@ -90,11 +91,11 @@ def test_cancel_of_a_job_that_ignores_it_ends_after_the_grace_period(pool_events
     pool, log = pool_events(cpu_workers=1, grace=TEST_GRACE_S)
     pool.submit(1, spec("hang"), tmp_path / "1.log")
     log.wait_event(1, "progress")
-    asked = time.monotonic()
+    hung = pool.workers()[0].pid
     pool.cancel(1)
-    assert log.wait_final(1).kind == "cancelled"
-    assert elapsed_since(asked) < TEST_GRACE_S + 1.0
+    assert log.wait_final(1).kind == "cancelled"  # it ignores the request: only a kill ends it
     assert pool.wait_ready(WAIT_S)
+    assert hung not in [w.pid for w in pool.workers()]
     pool.submit(2, spec("echo"), tmp_path / "2.log")
     assert log.wait_final(2).kind == "succeeded"
 
@@ -116,7 +117,7 @@ def test_a_jobs_prints_logging_and_traceback_end_up_in_its_log_file(pool_events,
     log.wait_final(1), log.wait_final(2)
     text = (tmp_path / "logs" / "1.log").read_text()
     assert "echo {'word': 'hello'}" in text  # print()
-    assert "INFO studio.jobs.targets: echo logged {'word': 'hello'}" in text  # logging
+    assert "INFO standins: echo logged {'word': 'hello'}" in text  # logging
     failed = (tmp_path / "logs" / "2.log").read_text()
     assert "Traceback" in failed and "RuntimeError: crashed on purpose" in failed
     assert "hello" not in failed
@@ -135,7 +136,7 @@ def test_progress_is_throttled_but_the_last_report_always_arrives(pool_events, t
     pool.submit(1, spec("sleep", seconds=0.5, steps=500), tmp_path / "1.log")
     log.wait_final(1)
     progress = [e for e in log.of(1) if e.kind == "progress"]
-    assert 2 <= len(progress) <= 0.5 / 0.05 + 5
+    assert 2 <= len(progress) <= log.span_s(1) / PROGRESS_INTERVAL_S + 3  # 500 reports, a few sent
     assert progress[-1].fraction == 1.0 and progress[-1].message == "step 500 of 500"
     assert all(e.eta_s is not None and e.eta_s >= 0 for e in progress)
     kinds = [e.kind for e in log.of(1)]

@@ -31,7 +31,7 @@ SESSION = textwrap.dedent(
 
 
     def job(target, **kwargs):
-        return JobSpec(kind="measure", target="studio.jobs.targets:" + target, kwargs=kwargs)
+        return JobSpec(kind="measure", target="standins:" + target, kwargs=kwargs)
 
 
     def main():

@@ -76,4 +76,4 @@ def test_a_bound_gpu_worker_knows_its_gpu_as_cuda0(monkeypatch) -> None:
 )
 def test_a_job_spec_refuses_what_cannot_cross_a_process_boundary(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        JobSpec(**{"kind": "measure", "target": "studio.jobs.targets:echo", **fields})
+        JobSpec(**{"kind": "measure", "target": "standins:echo", **fields})

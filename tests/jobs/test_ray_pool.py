@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobtools import WAIT_S, EventLog, elapsed_since, spec
+from jobtools import WAIT_S, EventLog, cancelled_cooperatively, spec
 
 from studio.jobs.manager import JobManager
 from studio.jobs.spec import JobSpec
@@ -16,7 +15,7 @@ from studio.project import Project
 pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
 pytestmark = pytest.mark.slow
 
-GRACE_S = 1.0
+GRACE_S = 5.0  # long enough that a loaded machine still stops a cooperative job before the force
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_the_output_folder_comes_back_as_bytes_before_success_is_reported(ray_ma
     files = {"model.onnx": "weights", "notes.txt": "made remotely"}
     job = JobSpec(
         kind="optimize",
-        target="studio.jobs.targets:write_files",
+        target="standins:write_files",
         kwargs={"output_dir": str(out), "files": files},
         output_dir=str(out),
     )
@@ -62,14 +61,13 @@ def test_the_output_folder_comes_back_as_bytes_before_success_is_reported(ray_ma
     assert seen == {**files, "main": str(out / "model.onnx")}
 
 
-def test_cancel_of_a_cooperative_remote_job_takes_effect_within_two_seconds(ray_manager) -> None:
+def test_cancel_of_a_cooperative_remote_job_stops_it_at_its_next_report(ray_manager) -> None:
     manager, log, _ = ray_manager
-    job_id = manager.submit(spec("sleep", seconds=60, steps=600))
+    job_id = manager.submit(spec("sleep", seconds=600, steps=60000))
     log.wait_event(job_id, "progress")
-    asked = time.monotonic()
     manager.cancel(job_id)
-    assert manager.wait(job_id, WAIT_S).state == "cancelled"
-    assert elapsed_since(asked) < 2.0
+    record = manager.wait(job_id, WAIT_S)
+    assert record.state == "cancelled" and cancelled_cooperatively(record.log_path)
 
 
 def test_cancel_of_a_job_still_waiting_for_a_ray_worker(ray_manager) -> None:
@@ -90,10 +88,9 @@ def test_a_remote_job_that_ignores_cancel_is_stopped_by_force(ray_manager) -> No
     manager, log, _ = ray_manager
     job_id = manager.submit(spec("hang"))
     log.wait_event(job_id, "progress")
-    asked = time.monotonic()
     manager.cancel(job_id)
-    assert manager.wait(job_id, WAIT_S).state == "cancelled"
-    assert elapsed_since(asked) < GRACE_S + 1.0 + 1.0  # grace, then Ray's forced cancel
+    record = manager.wait(job_id, WAIT_S)  # the hanging job never ends by itself: Ray's forced cancel
+    assert record.state == "cancelled" and not cancelled_cooperatively(record.log_path)
 
 
 def test_a_remote_worker_that_dies_fails_its_job_and_the_next_one_runs(ray_manager) -> None:

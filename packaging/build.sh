@@ -16,6 +16,10 @@ if [[ "${1:-}" == "--install" ]]; then
     INSTALL_PREFIX="${2:?--install needs a folder, e.g. ~/.local}"
 fi
 
+if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
+    echo "build.sh: PyInstaller is not installed for $PYTHON; install it with: $PYTHON -m pip install -e \".[package]\"" >&2
+    exit 2
+fi
 "$PYTHON" -m PyInstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/studio.spec
 "$PYTHON" packaging/check_build.py dist/studio
 

@@ -129,8 +129,8 @@ def test_files_the_spec_collects_exist_in_the_checkout() -> None:
     assert (ROOT / "resources" / "icons" / "studio.svg").is_file()
 
 
+@pytest.mark.ui  # the icons are drawn with Qt
 def test_icons_render_at_every_size_from_the_one_svg(tmp_path: Path) -> None:
-    pytest.importorskip("PySide6.QtSvg", reason="Qt SVG support is not installed")
     from PIL import Image
 
     result = subprocess.run(

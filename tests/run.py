@@ -1,0 +1,76 @@
+"""Run the whole suite the way the studio is used: the headless studio without Qt, then the window.
+
+    python tests/run.py [PYTEST ARGS...]
+
+Two pytest passes, in the environment a user has (bytecode written, no display needed):
+1. every test not marked ``ui``, in processes where Qt cannot be imported at all (``tests/without_qt``
+   is first on PYTHONPATH, so the command-line subprocesses and spawned workers refuse it too):
+   the command line, jobs, store, bundles, export and reports must need no Qt;
+2. the tests marked ``ui``, with Qt on the offscreen platform.
+
+Arguments go to both passes. The closing line adds both passes up; the exit code is non-zero when
+either pass failed, or when neither ran a test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WITHOUT_QT = ROOT / "tests" / "without_qt"
+NO_TESTS_COLLECTED = 5
+
+
+def _environment(*, qt: bool) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    if not qt:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(WITHOUT_QT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _run_pass(title: str, args: list[str], *, qt: bool, report: Path) -> int:
+    print(f"\n=== {title} ===", flush=True)
+    command = [sys.executable, "-m", "pytest", f"--junitxml={report}", *args]
+    return subprocess.run(command, cwd=ROOT, env=_environment(qt=qt)).returncode
+
+
+def _counts(report: Path) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    if not report.exists():
+        return counts
+    for suite in ET.parse(report).getroot().iter("testsuite"):
+        tests, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
+        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        counts["passed"] += tests - skipped - failed
+        counts["failed"] += failed
+        counts["skipped"] += skipped
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="studio-tests-") as folder:
+        reports = Path(folder) / "headless.xml", Path(folder) / "window.xml"
+        headless = _run_pass(
+            "tests below the window, Qt not importable",
+            ["-p", "no:pytest-qt", "--ignore=tests/ui", "-m", "not ui", *argv],
+            qt=False,
+            report=reports[0],
+        )
+        window = _run_pass("the window's tests, Qt offscreen", ["-m", "ui", *argv], qt=True, report=reports[1])
+        totals = [_counts(report) for report in reports]
+    passed, failed, skipped = (sum(t[key] for t in totals) for key in ("passed", "failed", "skipped"))
+    print(f"\ntotal: {passed} passed, {failed} failed, {skipped} skipped")
+    codes = [code for code in (headless, window) if code != NO_TESTS_COLLECTED]
+    if not codes:
+        return NO_TESTS_COLLECTED
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -53,10 +53,11 @@ def test_metainfo_parses_and_names_the_desktop_file_and_mime_types() -> None:
     assert root.tag == "component" and root.get("type") == "desktop-application"
     assert root.findtext("id") == "io.github.modeloptimizationstudio"
     assert root.findtext("launchable") == DESKTOP.name
-    assert root.findtext("name") and root.findtext("summary")
+    entry = _desktop_entry()
+    assert (root.findtext("name"), root.findtext("summary")) == (entry["Name"], entry["Comment"])
     assert {m.text for m in root.iter("mediatype")} == MIME_TYPES
     icon = root.find("icon")
-    assert icon is not None and icon.text == _desktop_entry()["Icon"]
+    assert icon is not None and icon.text == entry["Icon"]
 
 
 def test_mime_xml_declares_both_globs() -> None:

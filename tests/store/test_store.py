@@ -284,8 +284,25 @@ def test_the_store_works_from_another_thread(store: Store, chain: list[ModelVers
     assert len(store.list_jobs()) == 1
 
 
-def test_integrity_check_reports_ok(store: Store, chain: list[ModelVersion]) -> None:
+def test_integrity_check_reports_ok_and_then_what_it_found(
+    store: Store, chain: list[ModelVersion], db_path: Path
+) -> None:
     assert store.integrity_check() == "ok"
+    store.close()
+    raw = sqlite3.connect(db_path)  # the name index now says it holds formats: its entries disagree
+    try:
+        raw.execute("PRAGMA writable_schema = ON")
+        raw.execute(
+            "UPDATE sqlite_master SET sql = 'CREATE INDEX ix_model_versions_name ON model_versions (format)' "
+            "WHERE name = 'ix_model_versions_name'"
+        )
+        raw.commit()
+    finally:
+        raw.close()
+    with Store.open(db_path) as damaged:
+        assert damaged.integrity_check().splitlines() == [
+            f"row {v.id} missing from index ix_model_versions_name" for v in chain
+        ]
 
 
 def test_a_damaged_database_is_one_sentence(store: Store, chain: list[ModelVersion], db_path: Path) -> None:

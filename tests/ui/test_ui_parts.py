@@ -142,9 +142,9 @@ def test_jobs_model_follows_events():
 
 def test_bridge_delivers_events_from_another_thread_on_the_ui_thread(qtbot):
     bridge = JobBridge()
-    seen: list[tuple[str, bool]] = []
+    seen: list[tuple[str, float | None, bool]] = []
     bridge.job_event.connect(
-        lambda e: seen.append((e.kind, threading.current_thread() is threading.main_thread()))
+        lambda e: seen.append((e.kind, e.fraction, threading.current_thread() is threading.main_thread()))
     )
 
     def manager_thread() -> None:
@@ -153,12 +153,13 @@ def test_bridge_delivers_events_from_another_thread_on_the_ui_thread(qtbot):
             bridge.post(JobEvent("progress", 7, i / 50))
         bridge.post(JobEvent("succeeded", 7, 1.0))
 
+    manager = threading.Thread(target=manager_thread)
     with qtbot.waitSignal(bridge.job_finished, timeout=5000) as blocker:
-        threading.Thread(target=manager_thread).start()
+        manager.start()
+        manager.join()  # all 52 events are posted before the UI thread's event loop turns
     assert blocker.args == [7, "succeeded"]
-    assert seen[0] == ("started", True) and seen[-1] == ("succeeded", True)
-    assert all(on_ui for _, on_ui in seen)
-    assert len(seen) < 52  # progress is coalesced, never more events than were sent
+    # One delivery for the burst: the events in order, progress coalesced to its latest value.
+    assert seen == [("started", None, True), ("progress", 49 / 50, True), ("succeeded", 1.0, True)]
 
 
 @pytest.mark.parametrize("entry", [e for e in discover() if e.technique], ids=lambda e: e.name)
@@ -181,7 +182,9 @@ def test_form_widgets_follow_the_schema(qtbot):
     assert (samples.minimum(), samples.maximum(), samples.value()) == (16, 4096, 128)
     method = form.editor("calibration_method")
     assert [method.itemText(i) for i in range(method.count())] == ["minmax", "entropy", "percentile"]
-    assert "activation ranges" in form.editor("calibration_method").toolTip() or method.toolTip()
+    help_text = StaticQuantization.Params.model_fields["calibration_method"].description
+    assert method.toolTip() == f"{help_text}\nDefault: minmax"
+    assert samples.toolTip().splitlines()[1:] == ["Range [16, 4096]", "Default: 128"]
     form.editor("nodes_to_exclude").setText("conv1, conv2")
     form.set_values({"per_channel": False, "calibration_method": "entropy"})
     values = form.values()

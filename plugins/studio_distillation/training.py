@@ -51,10 +51,15 @@ class Split:
 
 @dataclass
 class Epoch:
-    """One row of the training chart."""
+    """One row of the training chart.
+
+    The first row (epoch 0, ``trained`` False) is the student scored before any training step: it
+    has validation figures but no training losses. Every later row is one pass over the train split.
+    """
 
     epoch: int  # 0: the student before training
-    loss: float | None
+    trained: bool  # False only for the row scored before training
+    loss: float | None  # the training losses: None on the row before training
     soft_loss: float | None
     hard_loss: float | None
     val_accuracy: float | None
@@ -151,6 +156,7 @@ class Trainer:
         self._recalibrate(inputs)
         start = Epoch(
             epoch=0,
+            trained=False,
             loss=None,
             soft_loss=None,
             hard_loss=None,
@@ -191,6 +197,7 @@ class Trainer:
         mean = sums / max(len(batches), 1)
         return Epoch(
             epoch=epoch + 1,
+            trained=True,
             loss=float(mean[0]),
             soft_loss=float(mean[1]),
             hard_loss=None if labels is None else float(mean[2]),

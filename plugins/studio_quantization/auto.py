@@ -313,7 +313,11 @@ class Trials:
             model,
             nodes,
             self.samples(self.params.sensitivity_samples),
-            ProbeSettings(self.mode, per_channel=self.params.per_channel),
+            ProbeSettings(
+                self.mode,
+                per_channel=self.params.per_channel,
+                reduce_range=self.mode == "static" and self.static_params().reduce_range,
+            ),
             lambda f: self.ctx.progress(start + (end - start) * f, "measuring sensitivity"),
         )
 

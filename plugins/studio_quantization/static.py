@@ -52,6 +52,13 @@ class StaticParams(Params):
         "recommends for x86 CPUs with VNNI.",
     )
     weight_type: Literal["int8", "uint8"] = Field("int8", description="Weight type; int8 for x86 CPUs.")
+    reduce_range: bool = Field(
+        True,
+        description="Quantize weights to 7 bits. x86 CPUs without VNNI (AVX2 only) add uint8 × int8 "
+        "products in 16 bits, which saturate with full 8-bit weights: on such a CPU the digits CNN fell "
+        "from 99.4 % to 64 % top-1 without it and kept 99.4 % with it. The file then runs correctly on "
+        "every CPU; turn it off only for CPUs with VNNI.",
+    )
     quant_format: Literal["qdq", "qoperator"] = Field(
         "qdq",
         description="qdq inserts QuantizeLinear/DequantizeLinear pairs that the runtime fuses into integer "
@@ -189,6 +196,7 @@ def quantize(
             per_channel=params.per_channel,
             activation_type=types[params.activation_type],
             weight_type=types[params.weight_type],
+            reduce_range=params.reduce_range,
             nodes_to_exclude=[*params.nodes_to_exclude, *(exclude or [])],
             calibrate_method=method,
             extra_options=extra,
@@ -211,6 +219,7 @@ def describe(
         "per_channel": params.per_channel,
         "activation_type": params.activation_type,
         "weight_type": params.weight_type,
+        "reduce_range": params.reduce_range,
         "quant_format": params.quant_format,
         "nodes_quantized": [n.to_dict() for n in done],
         "nodes_excluded": list(params.nodes_to_exclude),

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import ARCH_SOURCE, Corpus
 
 from studio.core.models import collect_files, load_torch_module
 
@@ -26,15 +25,13 @@ def _caches(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc")
 
 
-def _assert_computes_the_corpus_network(module: torch.nn.Module, corpus: Corpus) -> None:
+def _assert_computes_the_corpus_network(module: torch.nn.Module, corpus) -> None:
     x = corpus.example(2)
     with torch.no_grad():
         np.testing.assert_allclose(module(x).numpy(), corpus.reference(x.numpy()), rtol=1e-5, atol=1e-6)
 
 
-def test_loading_an_architecture_file_writes_no_bytecode_beside_it(
-    corpus: Corpus, tmp_path: Path, monkeypatch
-):
+def test_loading_an_architecture_file_writes_no_bytecode_beside_it(corpus, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     folder = tmp_path / "artifact"
     folder.mkdir()
@@ -47,18 +44,19 @@ def test_loading_an_architecture_file_writes_no_bytecode_beside_it(
     assert _caches(folder) == []
 
 
-def test_bytecode_planted_beside_a_trusted_file_is_never_run(corpus: Corpus, tmp_path: Path, monkeypatch):
+def test_bytecode_planted_beside_a_trusted_file_is_never_run(corpus, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     folder = tmp_path / "artifact"
     folder.mkdir()
     source = folder / "model.py"
-    source.write_text(ARCH_SOURCE)
+    arch_source = corpus.arch.read_text()
+    source.write_text(arch_source)
     shutil.copy(corpus.arch_weights, folder / "weights.pt")
     marker = tmp_path / "planted-code-ran"
     # Bytecode an attacker compiled from other source, placed where the import system looks first,
     # with the source's own size and modification time so that it would be taken as current.
     planted = tmp_path / "planted.py"
-    planted.write_text(f"open({str(marker)!r}, 'w').close()\n" + ARCH_SOURCE)
+    planted.write_text(f"open({str(marker)!r}, 'w').close()\n" + arch_source)
     stat = source.stat()
     os.utime(planted, (stat.st_atime, stat.st_mtime))
     cache = Path(importlib.util.cache_from_source(str(source)))

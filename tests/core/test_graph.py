@@ -132,7 +132,8 @@ def test_inspect_onnx_summarises_without_running(corpus):
     assert info.op_histogram == {"Conv": 1, "Relu": 1, "MaxPool": 1, "Flatten": 1, "Gemm": 1}
     assert info.size_bytes == sum(p.stat().st_size for p in corpus.onnx_external.parent.iterdir())
     assert info.opset is not None and info.producer.startswith("pytorch")
-    json.dumps(info.to_dict())  # JSON-ready as it is
+    data = info.to_dict()
+    assert json.loads(json.dumps(data)) == data  # JSON-ready as it is
 
 
 def test_to_dict_is_plain_data(corpus):

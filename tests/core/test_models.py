@@ -336,7 +336,10 @@ def test_untrusted_architecture_runs_no_code(corpus, tmp_path):
     with pytest.raises(UntrustedFileError):
         load_torch_module(files, trusted=False)
     assert not marker.exists()
-    torch_input_specs(files, torch.nn.Identity())  # reading corpus.input_shape does not import it either
+    # reading INPUT_SHAPE does not import the file either
+    assert torch_input_specs(files, torch.nn.Identity()) == [
+        TensorSpec("input", ("batch", 3, 8, 8), "float32")
+    ]
     assert not marker.exists()
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
+import torch
 
 from studio.api import ModelFormatError, StudioError, UntrustedFileError
 from studio.core.models import ModelFormat, TensorSpec, collect_files
@@ -150,6 +152,13 @@ def test_integer_inputs_run_on_both_runtimes(corpus):
             assert runner.inputs == [TensorSpec("input", ("batch", 6), "int64")]
             outs.append(runner.run({"input": ids})[0])
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    namespace: dict = {}
+    exec(compile(corpus.embedding_arch.read_text(), "<architecture>", "exec"), namespace)
+    reference = namespace["build_model"]().eval()
+    reference.load_state_dict(torch.load(corpus.embedding_weights, weights_only=True))
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(outs[0], expected, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,11 +198,12 @@ def test_missing_gpu_is_refused_before_loading(corpus):
 def test_runs_on_a_gpu(corpus, runtime):
     if cuda_device_count() == 0:
         pytest.skip("no CUDA GPU on this machine")
+    if runtime == "onnxruntime" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime is built without CUDA")
+    if runtime == "torch" and not torch.cuda.is_available():
+        pytest.skip("this torch is built without CUDA")
     name = "onnx" if runtime == "onnxruntime" else "arch"
-    try:
-        runner = _open(corpus, name, runtime, device="cuda:0")
-    except StudioError as exc:  # onnxruntime without its CUDA build says so in one sentence
-        pytest.skip(str(exc))
-    with runner:
+    with _open(corpus, name, runtime, device="cuda:0") as runner:
+        assert runner.device == "cuda:0"
         x = corpus.example(2).numpy()
         np.testing.assert_allclose(runner.run({"input": x})[0], corpus.reference(x), rtol=1e-3, atol=1e-4)

@@ -251,10 +251,12 @@ def test_fingerprint_changes_with_data_and_labels() -> None:
 
 
 def test_bind_single_array_casts_float64() -> None:
-    dataset = Dataset("d", {"x": np.zeros((2, 1, 8, 8))}, None, "memory")
+    values = np.linspace(-2.0, 2.0, 2 * 8 * 8).reshape(2, 1, 8, 8)
+    dataset = Dataset("d", {"x": values}, None, "memory")
     feeds = bind(dataset, [IMAGE_INPUT])
     assert list(feeds) == ["input"]
     assert feeds["input"].dtype == np.float32
+    np.testing.assert_array_equal(feeds["input"], values.astype(np.float32))
 
 
 def test_bind_shape_mismatch_says_both_shapes() -> None:

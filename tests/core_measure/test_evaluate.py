@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from studio.api import DatasetError, StudioError
@@ -107,3 +108,6 @@ def test_predict_two_inputs(token_onnx: Path, open_onnx) -> None:
         for i in range(5)
     ]
     np.testing.assert_allclose(outputs, np.concatenate(one_by_one), rtol=1e-5, atol=1e-6)
+    session = ort.InferenceSession(str(token_onnx), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)

@@ -3,6 +3,7 @@ hostile bundle is refused before anything is written."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import sqlite3
 import stat
 import struct
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -475,17 +477,37 @@ def test_unpack_without_a_folder_makes_a_new_one_beside_the_file(
     assert default_unpack_folder(shared, tmp_path / "fallback") == inbox / "resnet (3)"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
-def test_a_bundle_in_a_read_only_folder_unpacks_into_the_fallback(bundle: Path, tmp_path: Path) -> None:
-    locked = tmp_path / "attachments"
-    locked.mkdir()
-    shared = locked / "resnet.studio"
-    shutil.copy(bundle, shared)
-    locked.chmod(0o555)
+@contextlib.contextmanager
+def _as_an_ordinary_user():
+    """Root may write into any folder; for root, the check runs as 'nobody' (its real user id is
+    what os.access reads) and the user id is given back afterwards."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setreuid(65534, 0)
     try:
-        assert default_unpack_folder(shared, tmp_path / "projects") == tmp_path / "projects" / "resnet"
+        yield
     finally:
-        locked.chmod(0o755)
+        os.setreuid(0, 0)
+
+
+def test_a_bundle_in_a_read_only_folder_unpacks_into_the_fallback(bundle: Path, tmp_path: Path) -> None:
+    place = Path(tempfile.mkdtemp())  # the test's own folder may be closed to an ordinary user
+    locked, writable, fallback = place / "attachments", place / "downloads", place / "projects"
+    try:
+        place.chmod(0o755)
+        for folder in (locked, writable):
+            folder.mkdir()
+            shutil.copy(bundle, folder / "resnet.studio")
+        locked.chmod(0o555)
+        writable.chmod(0o777)
+        with _as_an_ordinary_user():
+            assert default_unpack_folder(locked / "resnet.studio", fallback) == fallback / "resnet"
+            assert default_unpack_folder(writable / "resnet.studio", fallback) == writable / "resnet"
+    finally:
+        if locked.exists():
+            locked.chmod(0o755)
+        shutil.rmtree(place)
 
 
 def test_the_command_line_refuses_a_hostile_bundle_in_one_sentence(

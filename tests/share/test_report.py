@@ -8,6 +8,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import onnxruntime
 import pytest
 
 from studio.project import Project
@@ -89,14 +90,21 @@ def test_the_pareto_front_keeps_only_undominated_points() -> None:
     assert pareto_front([]) == []
 
 
-def test_the_csv_has_one_flat_row_per_measurement(report) -> None:
+def test_the_csv_has_one_flat_row_per_measurement(report, project_dir: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(report.csv.read_text(encoding="utf-8"))))
     assert [r["measurement_id"] for r in rows] == ["1", "2"]
     first = rows[0]
     assert first["version"] == "baseline" and first["dataset"] == "digits" and first["device"] == "cpu"
-    assert float(first["accuracy_top1"]) > 0.95 and float(first["latency_p50_ms"]) > 0
-    assert first["environment_onnxruntime"] and first["threads"] == "1"
+    assert first["threads"] == "1"
     assert rows[1]["parent_id"] == "1" and rows[1]["technique"] == "quantize.dynamic"
+    with Project.open(project_dir) as project:
+        stored = project.store.list_measurements()
+    for row, measurement in zip(rows, stored, strict=True):  # the recorded figures, not others
+        assert float(row["accuracy_top1"]) == pytest.approx(measurement.accuracy["top1"])
+        assert float(row["latency_p50_ms"]) == pytest.approx(measurement.latency_p50_ms)
+        assert row["environment_onnxruntime"] == measurement.environment["onnxruntime"]
+    assert float(first["accuracy_top1"]) > 0.95
+    assert first["environment_onnxruntime"] == onnxruntime.__version__
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_defused() -> None:
@@ -116,7 +124,7 @@ def test_a_project_without_versions_still_gets_a_page(tmp_path: Path) -> None:
     assert "No version has an accuracy measurement yet." in html
 
 
-def test_report_from_the_command_line(studio_cli, project_dir: Path, tmp_path: Path) -> None:
+def test_report_from_the_command_line(studio_cli, project_dir: Path, tmp_path: Path, made_project) -> None:
     result = studio_cli(
         "report", project_dir, "--out", tmp_path / "r.html", "--csv", tmp_path / "m.csv", "--json"
     )
@@ -127,6 +135,10 @@ def test_report_from_the_command_line(studio_cli, project_dir: Path, tmp_path: P
         "versions": 3,
         "measurements": 2,
     }
+    page = _parse((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert "Digits <team> & co" in "".join(page.text)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "m.csv").read_text(encoding="utf-8"))))
+    assert [r["version"] for r in rows] == ["baseline", made_project.child_name]
     folder = studio_cli("report", project_dir, "--out", tmp_path)
     assert folder.returncode == 2 and "is a folder; give the file to write" in folder.stderr
     missing = studio_cli("report", tmp_path / "nowhere", "--out", tmp_path / "x.html")

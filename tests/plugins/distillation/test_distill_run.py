@@ -28,6 +28,21 @@ def validation_accuracy(main: Path, dataset: DatasetSpec) -> float:
     return float((predicted == split.labels).mean())
 
 
+def agreement_with_teacher(main: Path, teacher: np.ndarray, dataset: DatasetSpec) -> float:
+    """Share of validation samples where the saved student and the teacher pick the same class."""
+    module = load_torch_module(collect_files(main), trusted=True).eval()
+    split = dataset.load().split("validation")
+    with torch.no_grad():
+        student = module(torch.from_numpy(split.arrays["x"])).numpy()
+    return float((student.argmax(1) == teacher.argmax(1)).mean())
+
+
+def torch_teacher_outputs(files, dataset: DatasetSpec) -> np.ndarray:
+    module = load_torch_module(files, trusted=True).eval()
+    with torch.no_grad():
+        return module(torch.from_numpy(dataset.load().split("validation").arrays["x"])).numpy()
+
+
 def test_width_student_is_a_quarter_of_the_teacher_and_keeps_its_best_epoch(teacher, small_digits, tmp_path):
     reports: list[tuple[float, str]] = []
     out = tmp_path / "out"
@@ -52,6 +67,11 @@ def test_width_student_is_a_quarter_of_the_teacher_and_keeps_its_best_epoch(teac
     assert d["student"]["params"] == 72 + 16 + 1152 + 32 + 170
     assert 0.25 < d["mac_ratio"] < 0.3  # the first layer narrows only by its outputs
     assert [e["epoch"] for e in d["epochs"]] == [0, 1, 2]  # 0: the pruned copy before training
+    assert [e["trained"] for e in d["epochs"]] == [False, True, True]
+    start, *trained = d["epochs"]
+    assert (start["loss"], start["soft_loss"], start["hard_loss"]) == (None, None, None)
+    assert all(e["loss"] > 0 and e["soft_loss"] > 0 and e["hard_loss"] > 0 for e in trained)
+    assert d["student"]["start_val_accuracy"] == start["val_accuracy"]
     best = d["epochs"][d["best_epoch"]]
     assert best["val_accuracy"] == max(e["val_accuracy"] for e in d["epochs"])
     # the saved weights are the best epoch's: reloaded, they score what the run reported
@@ -84,8 +104,14 @@ def test_onnx_teacher_distils_into_a_named_student(
     assert d["student"]["params"] < 0.5 * d["teacher"]["params"]
     after = load_torch_module(collect_files(result.output.main), trusted=True).state_dict()
     assert not torch.equal(before["0.weight"], after["0.weight"])
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_teacher), providers=["CPUExecutionProvider"])
+    x = small_digits.load().split("validation").arrays["x"]
+    agreement = agreement_with_teacher(result.output.main, session.run(None, {"input": x})[0], small_digits)
+    assert d["student"]["val_agreement"] == pytest.approx(agreement)
     # eight short epochs from random weights: well past chance (10 %)
-    assert d["student"]["val_agreement"] > 0.3
+    assert agreement > 0.3
 
 
 def test_a_saved_student_can_be_distilled_again_by_path(teacher, small_digits, tmp_path):
@@ -145,8 +171,14 @@ def test_without_labels_the_student_learns_the_teacher_alone(teacher, unlabelled
     d = result.details
     assert d["settings"]["labels_used"] is False
     assert d["student"]["val_accuracy"] is None and d["teacher"]["val_accuracy"] is None
-    assert all(e["hard_loss"] is None for e in d["epochs"])
-    assert d["student"]["val_agreement"] > 0.5
+    trained = [e for e in d["epochs"] if e["trained"]]
+    assert len(trained) == 2
+    assert all(e["hard_loss"] is None and e["loss"] == e["soft_loss"] for e in trained)
+    agreement = agreement_with_teacher(
+        result.output.main, torch_teacher_outputs(teacher, unlabelled_digits), unlabelled_digits
+    )
+    assert d["student"]["val_agreement"] == pytest.approx(agreement)
+    assert agreement > 0.5
     assert any("no labels" in n for n in result.notes)
 
 
@@ -172,21 +204,49 @@ def test_cancel_during_training_leaves_no_model(teacher, small_digits, tmp_path)
     assert not any(p.suffix in (".py", ".safetensors", ".json") for p in out.rglob("*"))
 
 
+def _reloaded(main: Path) -> torch.nn.Module:
+    return load_torch_module(collect_files(main), trusted=True).eval()
+
+
+def _trained_epochs(details: dict) -> list[dict]:
+    """The rows of the epochs that trained, without their timings (which no seed fixes)."""
+    rows = [{k: v for k, v in e.items() if k != "seconds"} for e in details["epochs"] if e["trained"]]
+    assert rows and all(row["loss"] is not None for row in rows)
+    return rows
+
+
 def test_the_same_seed_gives_the_same_student(teacher, small_digits, tmp_path):
-    runs = [
-        run_local(
+    def distil(seed: int, folder: str):
+        return run_local(
             "distill",
             teacher,
-            params={"width": 0.5, "epochs": 1, "seed": 3, **QUICK},
+            params={"width": 0.5, "epochs": 2, "seed": seed, **QUICK},
             dataset=small_digits,
-            output_dir=tmp_path / f"run{i}",
+            output_dir=tmp_path / folder,
             trusted=True,
             threads=1,
         )
-        for i in range(2)
-    ]
-    losses = [r.details["epochs"][0]["loss"] for r in runs]
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    assert np.isclose(
-        runs[0].details["student"]["val_agreement"], runs[1].details["student"]["val_agreement"]
-    )
+
+    first, again, other = distil(3, "first"), distil(3, "again"), distil(4, "other")
+
+    # the students compared are trained ones, not the starting copy kept unchanged
+    assert first.details["best_epoch"] > 0 and other.details["best_epoch"] > 0
+
+    # the same seed: the same training, epoch by epoch, and bit for bit the same student
+    assert _trained_epochs(again.details) == _trained_epochs(first.details)
+    assert again.details["best_epoch"] == first.details["best_epoch"]
+    a, b = _reloaded(first.output.main).state_dict(), _reloaded(again.output.main).state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    x = torch.from_numpy(small_digits.load().split("validation").arrays["x"])
+    with torch.no_grad():
+        outputs = [_reloaded(r.output.main)(x) for r in (first, again, other)]
+    assert torch.equal(outputs[0], outputs[1])
+
+    # another seed shuffles the batches differently: other losses, other weights, other outputs
+    first_losses = [row["loss"] for row in _trained_epochs(first.details)]
+    other_losses = [row["loss"] for row in _trained_epochs(other.details)]
+    assert all(mine != theirs for mine, theirs in zip(first_losses, other_losses, strict=True))
+    c = _reloaded(other.output.main).state_dict()
+    assert not torch.equal(a["0.weight"], c["0.weight"])
+    assert not torch.allclose(outputs[0], outputs[2], atol=1e-4)

@@ -72,11 +72,21 @@ def test_batchnorm_is_recalibrated_with_a_dataset(models, unlabelled, tmp_path: 
     assert not torch.equal(a[1].running_mean, b[1].running_mean)
 
 
+def _top1(module: torch.nn.Module, dataset: DatasetSpec) -> float:
+    """Top-1 on the held-out validation split, computed here from the saved model."""
+    validation = dataset.load().split("validation")
+    with torch.no_grad():
+        predicted = module.eval()(torch.from_numpy(validation.arrays["x"])).argmax(dim=1).numpy()
+    return float((predicted == validation.labels).mean())
+
+
 def test_accuracy_is_reported_with_labels(models, labelled, tmp_path: Path) -> None:
     result = _run(models["tiny"], tmp_path / "out", labelled, sparsity=0.3)
-    assert 0.0 <= result.details["accuracy_before"] <= 1.0
-    assert 0.0 <= result.details["accuracy_after"] <= 1.0
-    assert any("Validation accuracy" in n for n in result.notes)
+    before = _top1(load_torch_module(models["tiny"], trusted=True), labelled)
+    after = _top1(load_torch_module(collect_files(result.output.main), trusted=True), labelled)
+    assert result.details["accuracy_before"] == pytest.approx(before)
+    assert result.details["accuracy_after"] == pytest.approx(after)
+    assert f"Validation accuracy: {before:.2%} before, {after:.2%} after." in result.notes
 
 
 @pytest.mark.parametrize(
@@ -105,6 +115,15 @@ def test_demo_cnn_keeps_its_accuracy_at_half_sparsity(tmp_path: Path) -> None:
     files = collect_files(
         resource("demo", "digits_cnn.py"), weights=resource("demo", "digits_cnn.safetensors")
     )
-    result = _run(files, tmp_path / "out", DatasetSpec(source="digits"), sparsity=0.5)
-    assert result.details["accuracy_after"] >= result.details["accuracy_before"] - 0.01
+    digits = DatasetSpec(source="digits")
+    result = _run(files, tmp_path / "out", digits, sparsity=0.5)
+    parent = _top1(load_torch_module(files, trusted=True), digits)
+    pruned_module = load_torch_module(collect_files(result.output.main), trusted=True)
+    pruned = _top1(pruned_module, digits)
+    # held-out top-1 of the saved model within one point of the parent's
+    assert pruned >= parent - 0.01, (parent, pruned)
+    assert (result.details["accuracy_before"], result.details["accuracy_after"]) == pytest.approx(
+        (parent, pruned)
+    )
+    assert result.details["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert result.details["zipped_bytes_before"] / result.details["zipped_bytes_after"] > 1.4

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from quant_helpers import cancel_after, onnx_ops
+from quant_helpers import cancel_after, onnx_ops, onnx_outputs, validation
 
 from studio.api import Cancelled, ParameterError
 from studio.core.techniques import run_local
@@ -125,3 +125,15 @@ def test_a_torch_model_is_exported_then_quantized(digits_torch, tmp_path: Path) 
     )
     assert result.output.kind == "onnx"
     assert len(result.details["nodes_quantized"]) == 1
+    assert "MatMulInteger" in onnx_ops(result.output.main)
+    # the exported and quantized file still answers like the PyTorch model it came from
+    import torch
+
+    from studio.core.data import DatasetSpec
+    from studio.core.models import load_torch_module
+
+    x, _ = validation(DatasetSpec(source="digits"))
+    with torch.no_grad():
+        expected = load_torch_module(digits_torch, trusted=True).eval()(torch.from_numpy(x)).numpy()
+    agreement = float((onnx_outputs(result.output.main, x).argmax(1) == expected.argmax(1)).mean())
+    assert agreement >= 0.99

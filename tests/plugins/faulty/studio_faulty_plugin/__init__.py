@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 from pydantic import Field
 
-from studio.api import Context, Params, Technique, TechniqueResult
+from studio.api import Cancelled, Context, Params, Technique, TechniqueResult
 
 
 class CrashMidway(Technique):
@@ -20,6 +21,11 @@ class CrashMidway(Technique):
 
     class Params(Params):
         how: str = Field("raise", pattern="^(raise|kill|hang)$", description="raise, kill or hang")
+        cancel_marker: str = Field(
+            "",
+            description="hang: a file written when a progress report raises Cancelled, which shows "
+            "that the cancel reached the technique rather than the process being stopped from outside",
+        )
 
     def run(self, params: Params, ctx: Context) -> TechniqueResult:
         (ctx.output_dir / "model.onnx").write_bytes(ctx.model.onnx_path().read_bytes()[:100])
@@ -27,7 +33,12 @@ class CrashMidway(Technique):
         if params.how == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         while params.how == "hang":
-            ctx.progress(0.5, "waiting to be cancelled")
+            try:
+                ctx.progress(0.5, "waiting to be cancelled")
+            except Cancelled:
+                if params.cancel_marker:
+                    Path(params.cancel_marker).write_text("cancelled at a progress report")
+                raise
             time.sleep(0.05)
         raise RuntimeError("the technique broke half way")
 

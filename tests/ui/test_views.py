@@ -68,7 +68,7 @@ def test_charts_jobs_and_compare_after_a_quantization(qtbot, window, demo_projec
     panel = window.parts.optimize
     panel.set_technique("quantize.auto")
     panel.dataset.set_source("digits")
-    panel.form.set_values({"cosine_floor": 0.99995, "mode": "static"})  # tight: forces the sensitivity search
+    panel.form.set_values({"cosine_floor": 0.9995, "mode": "static"})  # tight: forces the sensitivity search
     job = submit(qtbot, window, 1, "quantize.auto", panel.form.values(), dataset="digits")
     window.parts.jobs.select_job(job)
     qtbot.waitUntil(lambda: window.parts.jobs.model.find(job).state == "running", timeout=WAIT_MS)

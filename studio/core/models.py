@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import pickle
+import re
 import struct
 import sys
 import types
@@ -533,7 +534,9 @@ def untrusted_error(path: Path, fmt: ModelFormat) -> UntrustedFileError:
     digest = sha256_file(path)[:12]
     what = {
         ModelFormat.TORCH_ARCHITECTURE: "is Python code: loading the model runs it",
-        ModelFormat.EXPORTED_PROGRAM: "holds pickled Python objects: loading it runs code from the file",
+        ModelFormat.EXPORTED_PROGRAM: "holds native code or pickled Python objects: loading it runs code "
+        "from the file",
+        ModelFormat.TORCHSCRIPT: "is a TorchScript archive: loading it runs the archive's own code",
     }.get(fmt, "is a pickled PyTorch module: loading it runs code from the file")
     return UntrustedFileError(
         f"{path.name} {what}. Pass --trust if you trust it (sha256 {digest}…).",
@@ -545,6 +548,8 @@ def untrusted_error(path: Path, fmt: ModelFormat) -> UntrustedFileError:
 def _load_torchscript(files: ModelFiles, trusted: bool) -> torch.nn.Module:
     import torch
 
+    if not trusted:
+        raise untrusted_error(files.main, files.format)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -754,8 +759,11 @@ def _few(items: Sequence[str], n: int = 3) -> str:
 
 
 def code_bearing_files(files: ModelFiles) -> list[Path]:
-    """The files of a model that run code when loaded, and so need the user's trust."""
-    if files.format in (ModelFormat.TORCH_ARCHITECTURE, ModelFormat.TORCH_PICKLE):
+    """The files of a model that run code when loaded, and so need the user's trust.
+
+    TorchScript always does: loading an archive runs its scripted classes' ``__setstate__``.
+    """
+    if files.format in (ModelFormat.TORCH_ARCHITECTURE, ModelFormat.TORCH_PICKLE, ModelFormat.TORCHSCRIPT):
         return [files.main]
     if files.format is ModelFormat.EXPORTED_PROGRAM and _program_runs_code(files.main):
         return [files.main]
@@ -766,16 +774,32 @@ def code_bearing_files(files: ModelFiles) -> list[Path]:
 _PROGRAM_OBJECT_PREFIXES = ("custom_obj_", "opaque_obj_")
 
 
-def _program_runs_code(path: Path) -> bool:
-    """Whether torch.export.load would unpickle something the safe loader refuses.
+# The members of a plain torch.export archive, below its one top folder. Anything else (AOTInductor
+# or ExecuTorch payloads, native libraries, files of unknown purpose) is treated as code.
+_PROGRAM_LAYOUT = re.compile(
+    r"archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id"
+    r"|models/[^/]+\.json|extra/[^/]+\.json"
+    r"|data/weights/(?:weight_\d+|[^/]+_weights_config\.json)"
+    r"|data/constants/(?:tensor_\d+|[^/]+_constants_config\.json)"
+    r"|data/sample_inputs/[^/]+\.pt"
+)
 
-    A `.pt2` is mostly JSON and raw tensor bytes, but it may carry pickled tensors, script
-    objects and arbitrary pickled constants, which torch.export.load reads with the full
-    unpickler (and falls back to it for sample inputs). Each such payload is checked here.
+
+def _program_runs_code(path: Path) -> bool:
+    """Whether torch.export.load would run anything but the safe loader on this archive.
+
+    A plain `.pt2` is JSON and raw tensor bytes, but an archive may also carry native code
+    (AOTInductor's shared libraries, which load runs), pickled tensors, script objects and
+    arbitrary pickled constants, which it reads with the full unpickler (and falls back to it for
+    sample inputs). A member outside the plain layout makes the file code-bearing; each pickled
+    payload inside it is checked.
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(_member_runs_code(archive, name) for name in archive.namelist())
+            names = archive.namelist()
+            if any(not _PROGRAM_LAYOUT.fullmatch(name.split("/", 1)[-1]) for name in names):
+                return True
+            return any(_member_runs_code(archive, name) for name in names)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, AttributeError) as exc:
         raise ModelFormatError(f"{path.name} is a damaged torch.export file: {_first_line(exc)}") from None
 

@@ -76,7 +76,8 @@ class Opener(QObject):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setInformativeText(
             "The studio checks the whole file, then unpacks it into a new project folder:\n"
-            f"{target}\n\nNothing in it runs: its architecture files stay untrusted until you trust them."
+            f"{target}\n\nNothing in it runs: its models that carry code (architecture files, pickled "
+            "modules, TorchScript, .pt2 files with native code) stay untrusted until you trust them."
         )
         unpack = box.addButton("Unpack and Open", QMessageBox.ButtonRole.AcceptRole)
         choose = box.addButton("Choose Folder…", QMessageBox.ButtonRole.ActionRole)

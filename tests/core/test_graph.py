@@ -167,8 +167,10 @@ def test_inspect_torch_models_through_onnx(corpus, name):
 def test_inspect_keeps_the_trust_rules(corpus):
     with pytest.raises(UntrustedFileError):
         inspect_model(collect_files(corpus.pickle), input_shapes=[corpus.input_shape])
+    with pytest.raises(UntrustedFileError, match="TorchScript archive"):
+        inspect_model(collect_files(corpus.torchscript), input_shapes=[corpus.input_shape])
     with pytest.raises(ModelFormatError, match="does not say what input it takes"):
-        inspect_model(collect_files(corpus.torchscript))
+        inspect_model(collect_files(corpus.torchscript), trusted=True)
 
 
 def test_unknown_ops_get_a_row_without_macs(corpus):

@@ -63,7 +63,7 @@ def test_writes_leave_no_temporary_files(tmp_path):
     [
         ("onnx", False),
         ("onnx_external", False),
-        ("torchscript", False),
+        ("torchscript", True),
         ("exported_program", False),
         ("arch", True),
         ("pickle", True),

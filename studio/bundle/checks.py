@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import stat
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 
 from studio.api import StudioError
 from studio.bundle.manifest import MANIFEST_NAME, Manifest
-from studio.project import ARTIFACTS_DIR, DATABASE_NAME, check_artifact_name
+from studio.core.files import check_artifact_name
+from studio.project import ARTIFACTS_DIR, DATABASE_NAME
 
 _CHUNK = 1 << 20
+_MAX_NAME_BYTES = 255
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ARTIFACT_MEMBER = re.compile(rf"^{ARTIFACTS_DIR}/([0-9a-f]{{64}})/(.+)$")
 _ALTERED = "the bundle was altered or damaged after it was made"
@@ -28,11 +31,15 @@ _ALTERED = "the bundle was altered or damaged after it was made"
 class Limits:
     """Bounds on what unpacking may write; generous for real projects, fatal to zip bombs."""
 
-    max_members: int = 100_000
+    max_members: int = 20_000  # a project of hundreds of versions and jobs holds a few thousand
     max_member_bytes: int = 32 * 1024**3
     max_total_bytes: int = 64 * 1024**3
     max_ratio: float = 200.0  # uncompressed / compressed size of one member
     ratio_floor_bytes: int = 1 << 20  # members smaller than this cannot be bombs, whatever their ratio
+    # All members together: weights barely compress and a database about 10-fold, so a real project
+    # expands a few-fold; many small members that each pass the per-member floor must not add up.
+    max_total_ratio: float = 50.0
+    total_ratio_floor_bytes: int = 256 << 20
     max_manifest_bytes: int = 16 << 20
     max_database_bytes: int = 1 << 30
 
@@ -45,13 +52,19 @@ def check_entries(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
         check_member_name(info.filename)
         _check_entry_type(info)
     _check_unique([info.filename for info in infos])
-    total = 0
+    total = packed = 0
     for info in infos:
         _check_size(info, limits)
         total += info.file_size
+        packed += info.compress_size
     if total > limits.max_total_bytes:
         raise StudioError(
             f"the bundle would unpack to {total} bytes, more than the {limits.max_total_bytes} allowed"
+        )
+    if total > max(limits.total_ratio_floor_bytes, packed * limits.max_total_ratio):
+        raise StudioError(
+            f"the bundle would expand {total / max(packed, 1):.0f}-fold when unpacked ({total} bytes from "
+            f"{packed}; more than {limits.max_total_ratio:.0f}-fold): a decompression bomb?"
         )
 
 
@@ -75,6 +88,8 @@ def check_member_name(name: str) -> None:
         raise StudioError(f"bundle member {shown} is a folder entry; bundles hold only files")
     if any(part in ("", ".") for part in parts):
         raise StudioError(f"bundle member {shown} has an empty or '.' part in its path")
+    if any(len(part.encode("utf-8")) > _MAX_NAME_BYTES for part in parts):
+        raise StudioError(f"bundle member {shown} has a name longer than file systems allow (255 bytes)")
 
 
 def _check_entry_type(info: zipfile.ZipInfo) -> None:
@@ -93,13 +108,16 @@ def _check_entry_type(info: zipfile.ZipInfo) -> None:
 
 
 def _check_unique(names: list[str]) -> None:
-    """Exact duplicates, and names that a case-insensitive file system would take for one file."""
+    """Exact duplicates, and names that a case-insensitive or normalising file system (macOS,
+    Windows) would take for one file: the same letters in other case, or composed otherwise."""
     seen: dict[str, str] = {}
     for name in names:
-        key = name.casefold()
+        key = unicodedata.normalize("NFC", name).casefold()
         if key in seen:
             other = seen[key]
-            what = "twice" if other == name else f"twice, differing only in letter case ({other!r})"
+            what = (
+                "twice" if other == name else f"twice, differing only in letter case or accents ({other!r})"
+            )
             raise StudioError(f"the bundle holds {name!r} {what}")
         seen[key] = name
     folders = {"/".join(key.split("/")[:i]) for key in seen for i in range(1, key.count("/") + 1)}

@@ -3,6 +3,7 @@ point at files the bundle holds."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from studio.api import StudioError
 from studio.bundle.manifest import schema_number
-from studio.store.migrate import HEAD_REVISION, known_revisions
+from studio.store.migrate import HEAD_REVISION, known_revisions, upgrade
 from studio.store.store import SQLITE_HEADER
 
 _DAMAGED = "the project database in the bundle is damaged or not a studio database"
@@ -38,6 +39,7 @@ def check_database(data: bytes, *, manifest_revision: str, folders: Mapping[str,
         connection.deserialize(data)
         _check_pages(connection)
         revision = _revision(connection)
+        _check_schema_objects(connection, revision)
         if revision != manifest_revision:
             raise StudioError(
                 f"the bundle's manifest says schema {manifest_revision} but its database holds {revision}"
@@ -75,18 +77,71 @@ def _revision(connection: sqlite3.Connection) -> str:
     return revision
 
 
+def _check_schema_objects(connection: sqlite3.Connection, revision: str) -> None:
+    """Exactly the tables, columns and indexes the studio's migrations make, and nothing else.
+
+    A trigger or view would run the sender's SQL in every later query on this machine (one can
+    loop forever, another rewrite rows after these checks); an extra table or column is data no
+    check here has looked at.
+    """
+    expected = _schema_of(revision)
+    found = _schema_objects(connection)
+    for kind, name in sorted(set(found) - set(expected)):
+        raise StudioError(f"{_DAMAGED}: it holds a {kind} {name!r} that the studio does not make")
+    for kind, name in sorted(set(expected) - set(found)):
+        raise StudioError(f"{_DAMAGED}: it lacks the {kind} {name!r}")
+    for key, columns in expected.items():
+        if found[key] != columns:
+            raise StudioError(f"{_DAMAGED}: the {key[0]} {key[1]!r} does not have the studio's columns")
+
+
+def _schema_objects(connection: sqlite3.Connection) -> dict[tuple[str, str], tuple[str, ...]]:
+    objects = {}
+    rows = connection.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%'")
+    for kind, name in rows.fetchall():
+        columns: tuple[str, ...] = ()
+        if kind == "table":
+            escaped = str(name).replace('"', '""')
+            columns = tuple(row[1] for row in connection.execute(f'PRAGMA table_info("{escaped}")'))
+        objects[(str(kind), str(name))] = columns
+    return objects
+
+
+@functools.cache
+def _schema_of(revision: str) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The schema the studio's own migrations make at ``revision``, read from a fresh database."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    try:
+        upgrade(engine, revision)
+        raw = engine.raw_connection()
+        try:
+            return _schema_objects(raw.driver_connection)
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+
+
 def _check_versions(connection: sqlite3.Connection, folders: Mapping[str, set[str]]) -> int:
     rows = connection.execute(
-        "SELECT id, artifact, main_file, files FROM model_versions ORDER BY id"
+        "SELECT id, artifact, main_file, weights_file, files FROM model_versions ORDER BY id"
     ).fetchall()
     used: set[str] = set()
-    for version_id, artifact, main_file, files_json in rows:
+    for version_id, artifact, main_file, weights_file, files_json in rows:
         if artifact not in folders:
             raise StudioError(
                 f"version v{version_id} needs files the bundle does not hold (artifact {str(artifact)[:12]}…)"
             )
         used.add(artifact)
-        for name in [main_file, *_file_list(files_json, version_id)]:
+        named = [
+            main_file,
+            *([weights_file] if weights_file is not None else []),
+            *_file_list(files_json, version_id),
+        ]
+        for name in named:
             if name not in folders[artifact]:
                 raise StudioError(
                     f"version v{version_id} lists the file {name!r}, which its folder in the bundle lacks"

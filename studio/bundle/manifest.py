@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,7 +53,12 @@ class Manifest(BaseModel):
         return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     def member(self, path: str) -> MemberEntry:
-        return next(m for m in self.members if m.path == path)
+        """The entry for one path, in constant time: a bundle may list tens of thousands."""
+        return self._by_path[path]
+
+    @cached_property
+    def _by_path(self) -> dict[str, MemberEntry]:
+        return {m.path: m for m in self.members}
 
 
 def read_manifest(

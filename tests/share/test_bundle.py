@@ -238,6 +238,18 @@ def _bomb(members: dict, path: Path) -> Path:
     return write_bundle(path, relist({**members, artifact_members(members)[0] + ".pad": bytes(20 << 20)}))
 
 
+def _bomb_of_small_members(members: dict, path: Path) -> Path:
+    """Each member is under the per-member ratio floor; together they expand 300 MiB from about 300 KiB."""
+    folder = artifact_members(members)[0].rsplit("/", 1)[0]
+    small = bytes((1 << 20) - 1)
+    return write_bundle(path, relist({**members, **{f"{folder}/pad{i}.bin": small for i in range(300)}}))
+
+
+def _hundred_thousand_members(members: dict, path: Path) -> Path:
+    folder = artifact_members(members)[0].rsplit("/", 1)[0]
+    return write_bundle(path, {**members, **{f"{folder}/m{i}": b"" for i in range(100_000)}})
+
+
 def _tampered_artifact(members: dict, path: Path) -> Path:
     name = artifact_members(members, ".onnx")[0]
     return write_bundle(path, {**members, name: members[name][:-1] + b"\x00"})
@@ -269,6 +281,22 @@ def _future_schema(members: dict, path: Path) -> Path:
     return write_bundle(path, relist({**members, "studio.sqlite": database}, manifest))
 
 
+def _database_changed_by(*statements: str) -> Callable:
+    """The bundle's database after the sender's own SQL, with the manifest redone to match."""
+
+    def make(members: dict, path: Path) -> Path:
+        connection = sqlite3.connect(":memory:")
+        connection.deserialize(members["studio.sqlite"])
+        for statement in statements:
+            connection.execute(statement)
+        connection.commit()
+        database = connection.serialize()
+        connection.close()
+        return write_bundle(path, relist({**members, "studio.sqlite": database}))
+
+    return make
+
+
 def _without(name: str) -> Callable:
     def make(members: dict, path: Path) -> Path:
         return write_bundle(path, {k: v for k, v in members.items() if k != name})
@@ -291,6 +319,14 @@ def _duplicate(members: dict, path: Path) -> Path:
 def _case_clash(members: dict, path: Path) -> Path:
     name = artifact_members(members, ".onnx")[0]
     return write_bundle(path, relist({**members, name[:-5] + ".ONNX": b"x"}))
+
+
+def _decomposed_twin(members: dict, path: Path) -> Path:
+    folder = artifact_members(members)[0].rsplit("/", 1)[0]
+    composed, decomposed = "caf\u00e9.txt", "cafe\u0301.txt"
+    return write_bundle(
+        path, relist({**members, f"{folder}/{composed}": b"a", f"{folder}/{decomposed}": b"b"})
+    )
 
 
 def _pickled_bomb_free_not_a_zip(members: dict, path: Path) -> Path:
@@ -322,6 +358,8 @@ HOSTILE = {
     "folder entry": (_with_extra("artifacts/", b""), r"is a folder entry"),
     "symlink member": (_symlink, r"is a symbolic link"),
     "zip bomb": (_bomb, r"would expand \d+-fold when unpacked"),
+    "zip bomb of small members": (_bomb_of_small_members, r"the bundle would expand \d+-fold when unpacked"),
+    "a hundred thousand members": (_hundred_thousand_members, r"has 100006 members, more than the 20000"),
     "tampered artifact": (_tampered_artifact, r"artifacts/[0-9a-f]{64}/\w+\.onnx' does not match its hash"),
     "tampered artifact, manifest redone": (
         _tampered_artifact_relisted,
@@ -331,6 +369,28 @@ HOSTILE = {
         _tampered_database,
         r"project database in the bundle \(studio.sqlite\) does not match",
     ),
+    "a trigger in the database": (
+        _database_changed_by(
+            "CREATE TRIGGER rewrite AFTER UPDATE ON jobs BEGIN UPDATE model_versions SET notes = 'x'; END"
+        ),
+        r"it holds a trigger 'rewrite' that the studio does not make",
+    ),
+    "a view in the database": (
+        _database_changed_by("CREATE VIEW everything AS SELECT * FROM model_versions"),
+        r"it holds a view 'everything' that the studio does not make",
+    ),
+    "an extra table in the database": (
+        _database_changed_by("CREATE TABLE payload (data BLOB)"),
+        r"it holds a table 'payload' that the studio does not make",
+    ),
+    "an extra column in the database": (
+        _database_changed_by("ALTER TABLE model_versions ADD COLUMN script TEXT"),
+        r"the table 'model_versions' does not have the studio's columns",
+    ),
+    "weights outside the project": (
+        _database_changed_by("UPDATE model_versions SET weights_file = '/etc/passwd' WHERE id = 1"),
+        r"version v1 lists the file '/etc/passwd', which its folder in the bundle lacks",
+    ),
     "future bundle format": (_future_format, r"made by a newer studio \(bundle format 7"),
     "future database schema": (_future_schema, r"made by a newer studio \(database schema 0042\)"),
     "missing manifest": (_without("manifest.json"), r"has no manifest.json"),
@@ -339,6 +399,8 @@ HOSTILE = {
     "not a project file": (_with_extra("notes.txt"), r"'notes.txt' is not part of a studio project"),
     "duplicate member": (_duplicate, r"holds '.*' twice"),
     "names differing in case": (_case_clash, r"differing only in letter case"),
+    "names differing in composition": (_decomposed_twin, r"differing only in letter case or accents"),
+    "a name over 255 bytes": (_with_extra("artifacts/" + "a" * 256), r"longer than file systems allow"),
     "not a zip": (_pickled_bomb_free_not_a_zip, r"not a readable zip file"),
     "header lying about a size": (_lying_header, r"is damaged: Bad CRC-32"),
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from studio import __version__
 from studio.api import StudioError
-from studio.cli_args import emit, json_arg, positive_int, project_arg
+from studio.cli_args import emit, json_arg, positive_int, project_arg, terminal_safe
 
 EXIT_USAGE = 2
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except StudioError as exc:
-        print(f"studio: error: {exc}", file=sys.stderr)
+        print(f"studio: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("studio: interrupted", file=sys.stderr)
@@ -484,11 +484,13 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             raise StudioError(f"name the job to {args.action}: studio jobs {args.action} ID --project DIR")
         job = store.get_job(args.job)
         if args.action == "log":
-            path = Path(job.log_path) if job.log_path else None
-            text = path.read_text(errors="replace") if path and path.is_file() else ""
-            emit(
-                args, {"id": job.id, "log_path": job.log_path, "log": text}, lambda d: d["log"] or "(no log)"
-            )
+            from studio.jobs.logs import job_log_path
+
+            # Always the project's own logs folder: a path stored in the database may come from a
+            # stranger's bundle and point anywhere.
+            path = job_log_path(project.logs_dir, job.id)
+            text = path.read_text(errors="replace") if path.is_file() else ""
+            emit(args, {"id": job.id, "log_path": str(path), "log": text}, lambda d: d["log"] or "(no log)")
             return 0
         record = store.request_cancel(args.job)
         emit(args, record.to_dict(), lambda d: f"asked job {d['id']} ({d['state']}) to stop")
@@ -518,7 +520,7 @@ def _progress_bar(args: argparse.Namespace):
     def show(fraction: float, message: str) -> None:
         width = 30
         done = int(round(fraction * width))
-        line = f"\r[{'#' * done}{'.' * (width - done)}] {100 * fraction:5.1f}% {message[:60]}"
+        line = f"\r[{'#' * done}{'.' * (width - done)}] {100 * fraction:5.1f}% {terminal_safe(message[:60])}"
         sys.stderr.write(line.ljust(110))
         sys.stderr.flush()
 
@@ -531,7 +533,7 @@ def _finish_progress(args: argparse.Namespace) -> None:
 
 
 def _stderr_line(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
 _COMMANDS = [

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from studio import __version__
 from studio.api import StudioError
-from studio.core.files import fsync_dir, sha256_file, staging_dir
+from studio.core.files import check_artifact_name, fsync_dir, sha256_file, staging_dir
 from studio.store import Measurement, ModelVersion, Store
 
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ class Project:
 
     @classmethod
     def _open(cls, root: Path, name: str | None = None) -> Project:
+        _check_not_emptied(root)
         # create=True: a studio.sqlite left empty by a creation cut short is finished, not refused.
         store = Store.open(root / DATABASE_NAME, create=True)
         project = cls(root, store)
@@ -390,16 +391,18 @@ class Project:
 # -- names and hashes ------------------------------------------------------------------------------
 
 
-def check_artifact_name(name: str) -> str:
-    """A file name inside an artifact folder: relative, forward slashes, no way out of the folder."""
-    parts = name.split("/") if isinstance(name, str) else []
-    if (
-        not parts
-        or any(part in ("", ".", "..") for part in parts)
-        or any(bad in name for bad in ("\\", ":", "\x00"))
-    ):
-        raise StudioError(f"{name!r} is not a plain relative file name inside a model folder")
-    return name
+def _check_not_emptied(root: Path) -> None:
+    """An empty database beside model files was lost, not new: starting afresh would orphan them."""
+    database = root / DATABASE_NAME
+    artifacts = root / ARTIFACTS_DIR
+    if not database.is_file() or database.stat().st_size > 0 or not artifacts.is_dir():
+        return
+    if any(artifacts.iterdir()):
+        raise StudioError(
+            f"the project database {database} is empty but the project holds model files: it was lost or "
+            "truncated, and nothing was written to it. Restore it from a backup or from the project's "
+            ".studio file"
+        )
 
 
 def artifact_digest(entries: Iterable[tuple[str, str]]) -> str:

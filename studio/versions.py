@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.api import StudioError
-from studio.core.files import sha256_file
+from studio.core.files import check_artifact_name, sha256_file
 from studio.core.graph import ModelInfo, inspect_model
 from studio.core.models import ModelFiles, ModelFormat, collect_files
 from studio.core.trust import grant, is_model_trusted
@@ -61,7 +61,13 @@ def inspect_file(
 
 
 def files_of(version: ModelVersion, folder: Path) -> ModelFiles:
-    """The ModelFiles of a stored version, whose artifact folder is ``folder``."""
+    """The ModelFiles of a stored version, whose artifact folder is ``folder``.
+
+    Every name is checked to stay inside that folder: the database may come from someone else.
+    """
+    for name in (version.main_file, version.weights_file, *version.files):
+        if name is not None:
+            check_artifact_name(name)
     special = {version.main_file, version.weights_file}
     return ModelFiles(
         main=folder / version.main_file,

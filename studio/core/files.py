@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from studio.api import StudioError
+
 _CHUNK = 1 << 20
 
 
@@ -75,3 +77,15 @@ def staging_dir(parent: Path) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_artifact_name(name: str) -> str:
+    """A file name inside an artifact folder: relative, forward slashes, no way out of the folder."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if (
+        not parts
+        or any(part in ("", ".", "..") for part in parts)
+        or any(bad in name for bad in ("\\", ":", "\x00"))
+    ):
+        raise StudioError(f"{name!r} is not a plain relative file name inside a model folder")
+    return name

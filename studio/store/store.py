@@ -14,12 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, exc, select, text, update
 from sqlalchemy.orm import Session
 
 from studio.api import StudioError
 from studio.core.models import TensorSpec
 from studio.store.db import (
+    DatabaseDamagedError,
     SchemaError,
     StoreError,
     is_url,
@@ -85,6 +86,8 @@ class Store:
         engine = make_engine(url_or_path)
         try:
             with translated_errors():
+                if not is_url(url_or_path):
+                    _check_integrity(engine, Path(url_or_path))
                 revision = check_schema(engine)
                 if revision is None and not create:
                     raise SchemaError(f"{_where(url_or_path)} is an empty database, not a studio project")
@@ -515,6 +518,23 @@ def _check_database_file(path: Path, *, create: bool) -> None:
         raise StoreError(f"the project database cannot be read: {error.strerror or error}") from error
     if header and header != SQLITE_HEADER:
         raise SchemaError(f"{path} is not a studio database (it is not an SQLite file)")
+
+
+def _check_integrity(engine: Engine, path: Path) -> None:
+    """Refuse a damaged database before anything writes to it: writing would spread the damage."""
+    try:
+        with engine.connect() as connection:
+            found = [row[0] for row in connection.execute(text("PRAGMA quick_check"))]
+    except exc.DatabaseError as error:
+        found = [str(error.orig or error).splitlines()[0]]
+    if found != ["ok"]:
+        lines = [line for line in str(found[0]).splitlines() if line.strip() and not line.startswith("***")]
+        detail = lines[0] if lines else "it does not read back"
+        raise DatabaseDamagedError(
+            f"the project database is damaged: {detail} ({path}); nothing was written to it. Restore it "
+            "from a backup or from the project's .studio file (a studio.sqlite-wal file beside it, if "
+            "any, holds its latest changes)"
+        )
 
 
 def _tensor_dicts(specs: Iterable[TensorSpec | Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -176,8 +176,9 @@ class JobsPanel(QWidget):
         self._show_log(self._log_path(row), row.error)
 
     def _log_path(self, row) -> str | None:
-        if row.log_path or self.logs_dir is None:
-            return row.log_path
+        """The log in the project's own logs folder, never a path read from the database."""
+        if self.logs_dir is None:
+            return None
         from studio.jobs.logs import job_log_path
 
         return str(job_log_path(self.logs_dir, row.id))

@@ -1,4 +1,4 @@
-"""The model graph: Netron, served by the ``netron`` package on 127.0.0.1, shown in a QWebEngineView.
+"""The model graph: Netron's page, served on 127.0.0.1 behind a token, shown in a QWebEngineView.
 
 Netron's page would reach out to the internet (ipinfo.io for a cookie question, Google Analytics
 for telemetry) and stops working with "Please update" once its build is 180 days old. Here:
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
@@ -84,33 +85,22 @@ _MAX_POLLS = 600  # a minute: very large graphs take Netron a while to lay out
 
 
 class NetronServer:
-    """One model served at a time, on 127.0.0.1 and a free port."""
+    """One model served at a time (``graph_server.GraphServer``): loopback, a fresh token each time."""
 
     def __init__(self) -> None:
-        self._address: tuple[str, int] | None = None
+        self._server = None
 
-    def serve(self, path: Path) -> QUrl:
-        import netron
+    def serve(self, path: Path, extra_files: Sequence[Path] = ()) -> QUrl:
+        from studio.ui.graph_server import GraphServer
 
         self.stop()
-        root = logging.getLogger()
-        quiet = logging.NullHandler() if not root.handlers else None
-        if quiet is not None:  # netron.serve configures logging itself when nothing else has
-            root.addHandler(quiet)
-        try:
-            self._address = netron.serve(str(path), address=("127.0.0.1", 0), browse=False)
-        finally:
-            if quiet is not None:
-                root.removeHandler(quiet)
-        host, port = self._address
-        return QUrl(f"http://{host}:{port}/")
+        self._server = GraphServer(path, extra_files)
+        return QUrl(self._server.url)
 
     def stop(self) -> None:
-        if self._address is not None:
-            import netron
-
-            netron.stop(self._address)
-            self._address = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
 
 _profile = None
@@ -222,13 +212,16 @@ class GraphView(QWidget):
         if self._message_action is not None:
             self._message_action()
 
-    def show_file(self, path: Path) -> None:
-        """Serve ``path`` (an ONNX or other Netron-readable file) and load it."""
+    def show_file(self, path: Path, extra_files: Sequence[Path] = ()) -> None:
+        """Serve ``path`` (an ONNX or other Netron-readable file) and load it.
+
+        ``extra_files`` are the other files it needs (ONNX external data); nothing else is served.
+        """
         if self._path == Path(path) and self._web is not None:
             return
         web = self._ensure_web()
         self._path, self._ready = Path(path), False
-        web.load(self._server.serve(Path(path)))
+        web.load(self._server.serve(Path(path), extra_files))
         self._stack.setCurrentWidget(web)
 
     def select_node(self, name: str) -> None:

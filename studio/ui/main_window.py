@@ -143,7 +143,7 @@ class MainWindow(QMainWindow):
         v, p = view.version, self.parts
         p.layers.set_model_info(f"v{v.id} {v.name}", view.layers, params=v.params, size=v.size_bytes)
         if view.graph_file is not None:
-            p.graph.show_file(view.graph_file)
+            p.graph.show_file(view.graph_file, view.graph_extra)
         elif view.untrusted is not None:
             question = view.untrusted
             p.layers.clear(f"<b>v{v.id} {v.name}</b> — its layers are read once you trust its code")

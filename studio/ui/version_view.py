@@ -23,6 +23,7 @@ class VersionView:
     graph_file: Path | None
     problem: str | None = None  # why there is no graph (an untrusted file, a failed conversion)
     untrusted: UntrustedFileError | None = None  # the problem is a file that runs code, not trusted here
+    graph_extra: tuple[Path, ...] = ()  # the other files the graph file needs (ONNX external data)
 
 
 def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> VersionView:
@@ -36,7 +37,8 @@ def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> Ve
 
     files = project.model_files(version)
     if files.format is ModelFormat.ONNX:
-        return VersionView(version, project.inspect(version).layers, files.main)
+        extra = tuple(files.main.parent / name for name in files.extra)
+        return VersionView(version, project.inspect(version).layers, files.main, graph_extra=extra)
     onnx_file = Path(cache_dir) / f"{version.artifact}.onnx"
     try:
         if not onnx_file.is_file():

@@ -128,6 +128,6 @@ class CompareView(QWidget):
 
 def _show(graph, view) -> None:
     if view.graph_file is not None:
-        graph.show_file(view.graph_file)
+        graph.show_file(view.graph_file, view.graph_extra)
     else:
         graph.show_message(view.problem or "This model cannot be drawn.")

@@ -19,7 +19,7 @@ from pathlib import Path
 from studio import __version__
 from studio.api import StudioError
 from studio.bundle.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, Manifest, MemberEntry
-from studio.core.files import atomic_path, sha256_file
+from studio.core.files import atomic_path, owned_prefix, remove_leftovers, sha256_file
 from studio.project import ARTIFACTS_DIR, DATABASE_NAME, Project
 from studio.store import ModelVersion
 
@@ -55,7 +55,7 @@ def pack_project(project_dir: Path, out: Path) -> PackResult:
     out = Path(out).expanduser().absolute()
     if out.is_dir():
         raise StudioError(f"{out} is a folder; give the bundle file to write, like {out / 'project.studio'}")
-    with Project.open(project_dir) as project, tempfile.TemporaryDirectory(prefix="studio-pack-") as tmp:
+    with Project.open(project_dir) as project, tempfile.TemporaryDirectory(prefix=_scratch_prefix()) as tmp:
         if out.resolve().is_relative_to(project.artifacts_dir.resolve()):
             raise StudioError(f"{out} is inside the project's model store; write the bundle somewhere else")
         versions = project.store.list_versions()
@@ -165,3 +165,9 @@ def _write_zip(path: Path, manifest: bytes, files: list[tuple[str, Path]]) -> No
                 archive.open(member_info(name, source.stat().st_size), "w") as fout,
             ):
                 shutil.copyfileobj(fin, fout, _CHUNK)
+
+
+def _scratch_prefix() -> str:
+    """The scratch folder's prefix, after clearing those of packs that were killed half way."""
+    remove_leftovers(Path(tempfile.gettempdir()), "studio-pack-")
+    return owned_prefix("studio-pack-")

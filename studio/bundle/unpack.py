@@ -31,6 +31,7 @@ from studio.bundle.checks import (
 )
 from studio.bundle.database import DatabaseFacts, check_database
 from studio.bundle.manifest import MANIFEST_NAME, Manifest, read_manifest
+from studio.core.files import owned_prefix, remove_leftovers
 from studio.project import ARTIFACTS_DIR, DATABASE_NAME, LOGS_DIR, artifact_digest
 from studio.store import Store
 
@@ -172,7 +173,8 @@ def _verify_members(archive, infos, manifest: Manifest, limits: Limits) -> tuple
 
 def _extract(archive: zipfile.ZipFile, plan: _Plan, target: Path) -> None:
     created = _make_parents(target.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.unpacking-", dir=target.parent))
+    remove_leftovers(target.parent, f".{target.name}.unpacking-")
+    staging = Path(tempfile.mkdtemp(prefix=owned_prefix(f".{target.name}.unpacking-"), dir=target.parent))
     try:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             if info.filename != MANIFEST_NAME:

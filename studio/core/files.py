@@ -46,7 +46,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_leftovers(target.parent, f".{target.name}.")
+    fd, tmp_name = tempfile.mkstemp(prefix=owned_prefix(f".{target.name}."), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -57,6 +58,44 @@ def atomic_path(target: Path) -> Iterator[Path]:
         fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def owned_prefix(prefix: str) -> str:
+    """A temporary name's prefix that says which process made it (see ``remove_leftovers``)."""
+    return f"{prefix}{os.getpid()}-"
+
+
+def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
+    """Remove what a process that no longer runs left behind under ``owned_prefix(prefix)`` names.
+
+    A copy killed half way (pulled plug, SIGKILL) leaves its hidden temporary file or folder; the
+    next run in the same place clears it. Files of a process that still runs are left alone.
+    """
+    removed = []
+    try:
+        candidates = [p for p in Path(folder).iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for path in candidates:
+        owner = path.name[len(prefix) :].split("-", 1)[0]
+        if not owner.isdigit() or _process_runs(int(owner)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -12,6 +12,8 @@ import shutil
 import sqlite3
 import stat
 import struct
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -581,3 +583,33 @@ def test_the_command_line_refuses_a_hostile_bundle_in_one_sentence(
     assert result.stderr.startswith("studio: error: bundle member '../escaped.txt' points outside")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "target").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def _dead_pid() -> int:
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(finished.stdout)
+
+
+def test_what_a_killed_pack_or_unpack_left_behind_is_cleared_by_the_next(
+    studio_cli, project_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    dead, alive = _dead_pid(), os.getpid()
+    stale_file = out / f".digits.studio.{dead}-abc.tmp"
+    stale_file.write_bytes(b"half a bundle")
+    stale_scratch = Path(tempfile.gettempdir()) / f"studio-pack-{dead}-xyz"
+    stale_scratch.mkdir()
+    running = out / f".digits.studio.{alive}-def.tmp"  # a pack still under way elsewhere
+    running.write_bytes(b"")
+    stale_staging = tmp_path / f".opened.unpacking-{dead}-ghi"
+    (stale_staging / "artifacts").mkdir(parents=True)
+
+    assert studio_cli("pack", project_dir, out / "digits.studio").returncode == 0
+    assert studio_cli("unpack", out / "digits.studio", tmp_path / "opened").returncode == 0
+
+    assert not stale_file.exists() and not stale_scratch.exists() and not stale_staging.exists()
+    assert running.exists()
+    assert sorted(p.name for p in out.iterdir()) == [running.name, "digits.studio"]

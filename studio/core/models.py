@@ -347,6 +347,33 @@ def _onnx_structure_problem(model: onnx.ModelProto) -> str | None:
     return f"its output {missing[0]!r} is produced by no node" if missing else None
 
 
+def onnx_graph_problem(model: onnx.ModelProto) -> str | None:
+    """What makes a parsed graph unrunnable, found before it is recorded rather than at its first use:
+    a cycle or nodes out of order, a value nothing produces, or declared shapes and types that
+    contradict what the operators make of them."""
+    import onnx
+
+    graph = model.graph
+    made = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    later = {o for node in graph.node for o in node.output}
+    for index, node in enumerate(graph.node):
+        for name in node.input:
+            if name in made:
+                continue
+            node_name = node.name or f"{node.op_type} #{index}"
+            if name in later:
+                return f"its nodes form a cycle or are out of order ({node_name} reads {name!r} before it is made)"
+            return f"{node_name} reads {name!r}, which nothing produces"
+        made.update(node.output)
+    try:
+        onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception as exc:  # only contradictions refuse: other gaps in inference are common and harmless
+        text = str(exc)
+        if "differ" in text:
+            return "its declared shapes contradict its operators (" + text.split("] ")[-1].strip() + ")"
+    return None
+
+
 def _iter_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     """Every tensor stored in a graph, its subgraphs and node attributes."""
     yield from graph.initializer
@@ -1163,6 +1190,7 @@ __all__ = [
     "ModelFormat",
     "TensorSpec",
     "code_bearing_files",
+    "onnx_graph_problem",
     "collect_files",
     "count_parameters",
     "default_input_names",

@@ -7,6 +7,7 @@ is one sentence on stderr and exit code 2; nothing is written to the project in 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,9 +35,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StudioError as exc:
         print(f"studio: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the machine said no (disk full, a file too large, no permission): one sentence
+        print(f"studio: error: {terminal_safe(_os_error_sentence(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("studio: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_sentence(exc: OSError) -> str:
+    """What the operating system refused, in words, with the file it was about; nothing was kept."""
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file grew past the largest size allowed here",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "the file system is read-only",
+    }
+    reason = reasons.get(exc.errno or 0) or (exc.strerror or str(exc)).rstrip(".").lower()
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{reason}{where}; what was being written was removed, and the project is as it was"
 
 
 def _opens_window(argv: list[str]) -> bool:

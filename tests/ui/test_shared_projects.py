@@ -113,3 +113,38 @@ def test_code_from_a_shared_project_is_shown_once_trusted_here(
     qtbot.mouseClick(question.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.parts.layers.model.rowCount() > 10, timeout=WAIT_MS)
     assert graph.path is not None and not graph.message_button.isVisible()
+
+
+def test_a_torchscript_version_from_a_shared_project_is_drawn_only_once_trusted_here(
+    qtbot, window, tmp_path: Path, _private_data_dir: Path
+):
+    import torch
+
+    from studio.project import Project
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten()).eval()
+    scripted = tmp_path / "colleague.ts.pt"
+    torch.jit.save(torch.jit.trace(network, torch.randn(1, 1, 8, 8)), str(scripted))
+    with Project.create(tmp_path / "colleague") as project:  # the colleague trusted their own file
+        project.import_model(scripted, name="scripted", trust=True, input_shapes=[(1, 1, 8, 8)])
+    bundle = pack_project(tmp_path / "colleague", tmp_path / "from-a-colleague.studio").path
+    (_private_data_dir / "trust.json").unlink()  # this machine has never seen the archive
+
+    window.open_path(bundle)
+    qtbot.waitUntil(lambda: _visible(UNPACK_QUESTION_NAME) is not None, timeout=WAIT_MS)
+    assert "TorchScript" in _visible(UNPACK_QUESTION_NAME).informativeText()
+    qtbot.mouseClick(_button(_visible(UNPACK_QUESTION_NAME), "Unpack and Open"), Qt.MouseButton.LeftButton)
+
+    graph = window.parts.graph
+    qtbot.waitUntil(lambda: graph.message_button.isVisible(), timeout=WAIT_MS)
+    assert "colleague.ts.pt is a TorchScript archive" in graph.message_text()
+    assert window.parts.layers.model.rowCount() == 0
+
+    qtbot.mouseClick(graph.message_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _visible(TRUST_QUESTION_NAME) is not None, timeout=WAIT_MS)
+    qtbot.mouseClick(
+        _visible(TRUST_QUESTION_NAME).button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton
+    )
+    qtbot.waitUntil(lambda: window.parts.layers.model.rowCount() >= 2, timeout=WAIT_MS)
+    assert graph.path is not None and not graph.message_button.isVisible()

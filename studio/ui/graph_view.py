@@ -79,7 +79,11 @@ _SELECT_NODE = """
 """
 
 
-_IS_DRAWN = "!!(window.__view__ && window.__view__.target && window.__view__.target._table)"
+# Laid out, and the page switched from Netron's welcome spinner to the graph (body class "default").
+_IS_DRAWN = (
+    "!!(window.__view__ && window.__view__.target && window.__view__.target._table"
+    " && document.body.classList.contains('default'))"
+)
 _POLL_MS = 100
 _MAX_POLLS = 600  # a minute: very large graphs take Netron a while to lay out
 

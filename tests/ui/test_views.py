@@ -124,6 +124,7 @@ def test_charts_jobs_and_compare_after_a_quantization(qtbot, window, demo_projec
     compare.show_graphs.setChecked(True)
     qtbot.waitUntil(lambda: all(g.ready for g in compare.graphs), timeout=WAIT_MS)
     assert {g.path.name for g in compare.graphs} >= {window.controller.version(new.id).main_file}
+    qtbot.wait(300)  # drawn: let the web views composite the frame before it is grabbed
     save_screenshot(window, "window-compare")
     window.show_graph_tab()
     main_file = window.controller.version(new.id).main_file
@@ -132,4 +133,5 @@ def test_charts_jobs_and_compare_after_a_quantization(qtbot, window, demo_projec
         timeout=WAIT_MS,
     )
     wait_graph(qtbot, window)
+    qtbot.wait(300)  # drawn: let the web view composite the frame before it is grabbed
     save_screenshot(window, "window-graph")

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _os_error_sentence(exc: OSError) -> str:
-    """What the operating system refused, in words, with the file it was about; nothing was kept."""
+    """What the operating system refused, in words, with the file it was about."""
     reasons = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is used up",
@@ -54,7 +54,10 @@ def _os_error_sentence(exc: OSError) -> str:
     }
     reason = reasons.get(exc.errno or 0) or (exc.strerror or str(exc)).rstrip(".").lower()
     where = f" ({exc.filename})" if exc.filename else ""
-    return f"{reason}{where}; what was being written was removed, and the project is as it was"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+        # every write goes to a temporary name first, removed when the write fails
+        return f"{reason}{where}; what was being written was removed, and the project is as it was"
+    return f"{reason}{where}"
 
 
 def _opens_window(argv: list[str]) -> bool:

@@ -355,6 +355,7 @@ def onnx_graph_problem(model: onnx.ModelProto) -> str | None:
 
     graph = model.graph
     made = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    made |= {t.values.name for t in graph.sparse_initializer}
     later = {o for node in graph.node for o in node.output}
     for index, node in enumerate(graph.node):
         for name in node.input:

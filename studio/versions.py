@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.api import StudioError
+from studio.api import ModelFormatError, StudioError
 from studio.core.files import check_artifact_name, sha256_file
 from studio.core.graph import ModelInfo, inspect_model
-from studio.core.models import ModelFiles, ModelFormat, collect_files
+from studio.core.models import ModelFiles, ModelFormat, collect_files, load_onnx, onnx_graph_problem
 from studio.core.trust import grant, is_model_trusted
 from studio.store import ModelVersion
 
@@ -42,12 +42,23 @@ def check_model_file(
     """Recognise, trust-check and inspect a model file; raises StudioError and writes nothing."""
     path = Path(path).expanduser()
     files = collect_files(path, weights=Path(weights).expanduser() if weights else None)
+    _check_onnx_graph(files)
     trusted = trust or is_model_trusted(files)
     info = inspect_model(files, trusted=trusted, input_shapes=input_shapes)
     if trust:
         grant(files)  # the user's decision, remembered on this machine once the file proved loadable
     shapes = tuple(tuple(s) for s in input_shapes) if input_shapes else None
     return CheckedModel(files, info, trusted, sha256_file(files.main), shapes)
+
+
+def _check_onnx_graph(files: ModelFiles) -> None:
+    """Refuse an ONNX graph that cannot run, once, where a model enters a project (an import or a
+    step's output), rather than on every later inspection or measurement of it."""
+    if files.format is not ModelFormat.ONNX:
+        return
+    problem = onnx_graph_problem(load_onnx(files, load_external_data=False))
+    if problem:
+        raise ModelFormatError(f"{files.main.name} is not a valid ONNX model: {problem}")
 
 
 def inspect_file(

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from studio.api import ModelFormatError
 from studio.core.models import (
     ModelFiles,
     ModelFormat,
@@ -26,7 +25,6 @@ from studio.core.models import (
     initializer_sizes,
     learned_inputs,
     load_onnx,
-    onnx_graph_problem,
     onnx_io_specs,
     onnx_parameter_count,
 )
@@ -269,9 +267,6 @@ def inspect_model(
 
 def _inspect_onnx(files: ModelFiles) -> ModelInfo:
     model = load_onnx(files, load_external_data=False)
-    problem = onnx_graph_problem(model)
-    if problem:
-        raise ModelFormatError(f"{files.main.name} is not a valid ONNX model: {problem}")
     inputs, outputs = onnx_io_specs(model)
     return _summary(files, model, inputs, outputs, onnx_parameter_count(model))
 

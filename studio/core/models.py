@@ -574,10 +574,10 @@ def untrusted_error(path: Path, fmt: ModelFormat) -> UntrustedFileError:
 
 
 def _load_torchscript(files: ModelFiles, trusted: bool) -> torch.nn.Module:
+    if not trusted:  # before torch is imported: a refusal takes a moment, not seconds
+        raise untrusted_error(files.main, files.format)
     import torch
 
-    if not trusted:
-        raise untrusted_error(files.main, files.format)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -589,10 +589,10 @@ def _load_torchscript(files: ModelFiles, trusted: bool) -> torch.nn.Module:
 
 
 def _load_exported_program(files: ModelFiles, trusted: bool) -> torch.nn.Module:
-    import torch
-
     if not trusted and _program_runs_code(files.main):
         raise untrusted_error(files.main, files.format)
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -631,10 +631,10 @@ def _program_batch_is_free(program: Any) -> bool:
 
 
 def _load_pickle(files: ModelFiles, trusted: bool) -> torch.nn.Module:
-    import torch
-
     if not trusted:
         raise untrusted_error(files.main, files.format)
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -652,10 +652,10 @@ def _load_pickle(files: ModelFiles, trusted: bool) -> torch.nn.Module:
 
 
 def _load_architecture(files: ModelFiles, trusted: bool) -> torch.nn.Module:
-    import torch
-
     if not trusted:
         raise untrusted_error(files.main, files.format)
+    import torch
+
     namespace = _import_architecture(files.main)
     build = getattr(namespace, "build_model", None)
     if not callable(build):

@@ -8,74 +8,46 @@ that the file's code did not run.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import textwrap
-import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from hostile_files import (
+    can_build_native_code,
+    library_that_writes,
+    plain_program,
+    program_with_native_code,
+    torchscript_that_writes,
+    with_member,
+)
 
 from studio.api import UntrustedFileError
 from studio.core.models import code_bearing_files, collect_files, load_torch_module
 
-# A scripted class whose __setstate__ runs when the archive is loaded (torch.jit.load calls it).
-SCRIPTED_SOURCE = textwrap.dedent(
-    """
-    import sys
-    from typing import Tuple
 
-    import torch
-
-
-    class Scripted(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.weight = torch.nn.Parameter(torch.ones(3))
-
-        @torch.jit.export
-        def __getstate__(self) -> Tuple[torch.Tensor, bool]:
-            return (self.weight, self.training)
-
-        @torch.jit.export
-        def __setstate__(self, state: Tuple[torch.Tensor, bool]) -> None:
-            print("code from the archive ran")
-            self.weight = state[0]
-            self.training = state[1]
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * self.weight
-
-
-    torch.jit.save(torch.jit.script(Scripted()), sys.argv[1])
-    """
-)
-
-# A native library that announces itself when loaded.
-LIBRARY_SOURCE = textwrap.dedent(
-    """
-    #include <stdio.h>
-    __attribute__((constructor)) static void announce(void) {
-        FILE *f = fopen(MARKER, "w");
-        if (f) { fputs("native code from the archive ran", f); fclose(f); }
-    }
-    """
-)
+@dataclass(frozen=True)
+class Scripted:
+    path: Path
+    marker: Path  # created by the archive's own code when it is loaded
 
 
 @pytest.fixture(scope="module")
-def scripted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def scripted_archive(tmp_path_factory: pytest.TempPathFactory) -> Scripted:
     folder = tmp_path_factory.mktemp("scripted")
-    (folder / "make.py").write_text(SCRIPTED_SOURCE)
-    path = folder / "scripted.pt"
-    made = subprocess.run(["python", str(folder / "make.py"), str(path)], capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr
-    loaded = subprocess.run(
-        ["python", "-c", f"import torch; torch.jit.load({str(path)!r})"], capture_output=True, text=True
-    )
-    assert "code from the archive ran" in loaded.stdout  # the file really runs code when loaded
-    return path
+    made = Scripted(folder / "scripted.pt", folder / "archive-code-ran")
+    torchscript_that_writes(made.path, made.marker)
+    loaded = subprocess.run(["python", "-c", f"import torch; torch.jit.load({str(made.path)!r})"])
+    assert loaded.returncode == 0 and made.marker.exists()  # the file really runs code when loaded
+    made.marker.unlink()
+    return made
+
+
+@pytest.fixture
+def scripted(scripted_archive: Scripted) -> Path:
+    scripted_archive.marker.unlink(missing_ok=True)
+    return scripted_archive.path
 
 
 def test_torchscript_is_code_bearing_and_refused_until_trusted(scripted: Path) -> None:
@@ -87,12 +59,14 @@ def test_torchscript_is_code_bearing_and_refused_until_trusted(scripted: Path) -
         load_torch_module(files, trusted=False)
 
 
-def test_importing_an_untrusted_torchscript_runs_none_of_its_code(studio_cli, scripted: Path, tmp_path: Path):
+def test_importing_an_untrusted_torchscript_runs_none_of_its_code(
+    studio_cli, scripted: Path, scripted_archive: Scripted, tmp_path: Path
+):
     project = tmp_path / "p"
     result = studio_cli("import", scripted, "--project", project, "--input-shape", "1,3")
 
     assert result.returncode == 2
-    assert "code from the archive ran" not in result.stdout + result.stderr
+    assert not scripted_archive.marker.exists()
     (sentence,) = result.stderr.strip().splitlines()
     assert (
         sentence.startswith("studio: error: scripted.pt is a TorchScript archive") and "--trust" in sentence
@@ -101,50 +75,23 @@ def test_importing_an_untrusted_torchscript_runs_none_of_its_code(studio_cli, sc
 
     trusted = studio_cli("import", scripted, "--project", project, "--input-shape", "1,3", "--trust")
     assert trusted.returncode == 0, trusted.stderr
-    assert "code from the archive ran" in trusted.stdout + trusted.stderr  # the user chose to run it
-
-
-def _plain_program(path: Path) -> Path:
-    module = torch.nn.Sequential(torch.nn.Linear(4, 2)).eval()
-    torch.export.save(torch.export.export(module, (torch.randn(1, 4),)), str(path))
-    return path
-
-
-def _with_member(source: Path, target: Path, name: str, data: bytes) -> Path:
-    with zipfile.ZipFile(source) as archive:
-        root = archive.namelist()[0].split("/", 1)[0]
-        with zipfile.ZipFile(target, "w") as out:
-            for item in archive.infolist():
-                out.writestr(item, archive.read(item))
-            out.writestr(f"{root}/{name}", data)
-    return target
+    assert scripted_archive.marker.exists()  # the user chose to run it
 
 
 def test_a_plain_export_needs_no_trust(tmp_path: Path) -> None:
-    files = collect_files(_plain_program(tmp_path / "plain.pt2"))
+    files = collect_files(plain_program(tmp_path / "plain.pt2"))
     assert code_bearing_files(files) == []
     assert isinstance(load_torch_module(files, trusted=False), torch.nn.Module)
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler to build the native library with")
+@pytest.mark.skipif(not can_build_native_code(), reason="no C compiler to build the native library with")
 def test_a_pt2_with_a_native_library_is_refused_and_the_library_never_loads(studio_cli, tmp_path: Path):
     marker = tmp_path / "native-ran"
-    source = tmp_path / "announce.c"
-    source.write_text(LIBRARY_SOURCE)
-    library = tmp_path / "announce.so"
-    built = subprocess.run(
-        ["cc", "-shared", "-fPIC", f'-DMARKER="{marker}"', str(source), "-o", str(library)],
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr
+    library = library_that_writes(tmp_path / "announce.so", marker)
     loaded = subprocess.run(["python", "-c", f"import ctypes; ctypes.CDLL({str(library)!r})"])
     assert loaded.returncode == 0 and marker.exists()  # the library really runs code when loaded
     marker.unlink()
-    plain = _plain_program(tmp_path / "plain.pt2")
-    crafted = _with_member(
-        plain, tmp_path / "native.pt2", "data/aotinductor/model/model.so", library.read_bytes()
-    )
+    crafted = program_with_native_code(tmp_path / "native.pt2", marker)
 
     files = collect_files(crafted)
     assert code_bearing_files(files) == [crafted]
@@ -162,15 +109,13 @@ def test_a_pt2_with_a_native_library_is_refused_and_the_library_never_loads(stud
     ["data/executorch/program.bin", "extra/loader.py", "models/../../escape.json", "data/weights/library.so"],
 )
 def test_any_member_outside_the_plain_export_layout_makes_a_pt2_code_bearing(tmp_path: Path, member: str):
-    crafted = _with_member(
-        _plain_program(tmp_path / "plain.pt2"), tmp_path / "crafted.pt2", member, b"\x7fELF"
-    )
+    crafted = with_member(plain_program(tmp_path / "plain.pt2"), tmp_path / "crafted.pt2", member, b"\x7fELF")
     assert code_bearing_files(collect_files(crafted)) == [crafted]
 
 
 def test_a_pt2_whose_config_names_a_pickled_object_is_code_bearing(tmp_path: Path) -> None:
-    crafted = _with_member(
-        _plain_program(tmp_path / "plain.pt2"),
+    crafted = with_member(
+        plain_program(tmp_path / "plain.pt2"),
         tmp_path / "crafted.pt2",
         "data/constants/extra_constants_config.json",
         json.dumps({"config": {"c": {"path_name": "custom_obj_0", "use_pickle": True}}}).encode(),

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hostile_files import damage_the_middle
 
 from studio.api import StudioError
 from studio.core.resources import resource
@@ -27,27 +28,21 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _damage_the_middle(database: Path) -> None:
-    data = bytearray(database.read_bytes())
-    page = 4096
-    assert len(data) >= 4 * page, "the database is too small to damage a middle page"
-    data[2 * page + 16 : 3 * page] = b"\xa5" * (page - 16)
-    database.write_bytes(bytes(data))
-
-
 def test_garbage_in_the_middle_is_refused_before_anything_is_written(project_dir: Path) -> None:
     database = project_dir / "studio.sqlite"
-    _damage_the_middle(database)
+    damage_the_middle(database)
     before = _digest(database)
 
-    with pytest.raises(StudioError, match=r"^the project database is damaged: .*; nothing was written to it\. Restore it"):
+    with pytest.raises(
+        StudioError, match=r"^the project database is damaged: .*; nothing was written to it\. Restore it"
+    ):
         Project.open(project_dir)
     assert _digest(database) == before
 
 
 def test_importing_into_a_damaged_project_exits_2_and_changes_nothing(studio_cli, project_dir: Path) -> None:
     database = project_dir / "studio.sqlite"
-    _damage_the_middle(database)
+    damage_the_middle(database)
     before = _digest(database)
     folders = sorted((project_dir / "artifacts").iterdir())
 

@@ -26,6 +26,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+# How compute is counted, re-exported for techniques: ``node_macs(node, shapes)`` for one ONNX
+# node, ``module_macs(module, example)`` per sample for a torch module's Conv and Linear layers.
+# The layer table counts with the same rules, so a technique's figures match the window's.
+from studio._macs import module_macs as module_macs
+from studio._macs import node_macs as node_macs
+
 if TYPE_CHECKING:  # heavy libraries are the plugin's business, imported only when it runs
     import numpy as np
     import onnx
@@ -77,6 +83,17 @@ class ParameterError(StudioError):
 
 class Cancelled(Exception):  # noqa: N818 - it is an outcome, not a failure
     """Raised inside a technique when the user cancelled it; the studio keeps nothing of the run."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line, for a sentence that names its cause.
+
+    Libraries raise paragraphs (a traceback of their own, a list of candidates); the studio's
+    refusals are one sentence, so they quote the first line, or the exception's type when the
+    message is empty.
+    """
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # -- values shared by the studio and plugins -------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from studio import __version__
 from studio.api import StudioError
 from studio.core.files import atomic_write_text
-from studio.tables import human_bytes, human_count
+from studio.tables import human_bytes, human_count, millis, pareto_front, percent
 
 if TYPE_CHECKING:
     from studio.project import Project
@@ -151,18 +151,6 @@ def latest_by_version(rows: list[dict]) -> dict[int, dict]:
     return latest
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both latency (lower) and accuracy (higher),
-    fastest first."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], float("-inf")
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
-
-
 # -- the page --------------------------------------------------------------------------------------
 
 _STYLE = """
@@ -267,8 +255,8 @@ def _measurements_table(rows: list[dict]) -> str:
             (f"{r['device']} / {r['runtime']}", False),
             (r["batch"], True),
             (r["threads"], True),
-            (_pct(r.get("accuracy_top1")), True),
-            (_pct(r.get("accuracy_top5")), True),
+            (percent(r.get("accuracy_top1")), True),
+            (percent(r.get("accuracy_top5")), True),
             (_num(r.get("fidelity_cosine_min"), ".5f"), True),
             (_num(r["latency_p50_ms"], ".3f"), True),
             (_num(r["latency_p90_ms"], ".3f"), True),
@@ -305,10 +293,6 @@ def _when(iso: str | None) -> str:
     return "-" if not iso else f"{iso[:10]} {iso[11:16]} UTC"
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
 def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -329,7 +313,7 @@ def _charts(data: dict) -> str:
         _figure(
             bars_svg(
                 [(v, latest[v["id"]]["latency_p50_ms"]) for v in versions if v["id"] in latest],
-                lambda ms: f"{ms:.3f} ms",
+                millis,
             ),
             "p50 latency of each version (latest measurement)",
         ),

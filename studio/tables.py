@@ -1,4 +1,11 @@
-"""Plain-text tables and figures for the terminal, so every command prints the same way."""
+"""Tables, figures and the Pareto front as plain text and numbers, without Qt.
+
+The one place where a size, a count, a latency or a percentage becomes text, and where the
+versions worth picking are found: the command line, the HTML report and the window all call
+these, so the same figure reads the same everywhere. Callers choose only what stands for a
+missing figure (the terminal writes "-", the window "–") and, for a percentage, the unit's
+spacing.
+"""
 
 from __future__ import annotations
 
@@ -39,25 +46,49 @@ def _cell(v: object) -> str:
     return str(v)
 
 
-def human_bytes(n: int | None) -> str:
+MISSING = "-"  # what stands for a figure that was not measured
+
+
+def human_bytes(n: float | None, *, missing: str = MISSING) -> str:
+    """Bytes in binary units (KiB, MiB, GiB), one decimal past bytes."""
     if n is None:
-        return "-"
+        return missing
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
+        if abs(size) < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
 
 
-def human_count(n: int | None) -> str:
+def human_count(n: float | None, *, missing: str = MISSING) -> str:
+    """A count in k, M and G (decimal) with two decimals; below a thousand, the whole number."""
     if n is None:
-        return "-"
+        return missing
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= div:
             return f"{n / div:.2f}{unit}"
-    return str(n)
+    return str(n) if isinstance(n, int) else f"{n:.0f}"
 
 
-def percent(fraction: float | None) -> str:
-    return "-" if fraction is None else f"{100 * fraction:.2f}%"
+def percent(fraction: float | None, *, missing: str = MISSING, unit: str = "%") -> str:
+    """A fraction in 0..1 as a percentage with two decimals; ``unit=" %"`` spaces the sign."""
+    return missing if fraction is None else f"{100 * fraction:.2f}{unit}"
+
+
+def millis(ms: float | None, *, missing: str = MISSING) -> str:
+    """A latency in milliseconds, to the microsecond."""
+    return missing if ms is None else f"{ms:.3f} ms"
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower latency x, higher accuracy y),
+    ordered by latency: the curve a person picks a version from."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front: list[int] = []
+    best = float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from studio.api import ParameterError, TensorSpec
+from studio.api import ParameterError, TensorSpec, first_line, module_macs
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +49,7 @@ def width_student(
         pruner.step()
     except Exception as exc:
         raise ParameterError(
-            f"the teacher could not be narrowed by channel pruning ({_first_line(exc)}); "
+            f"the teacher could not be narrowed by channel pruning ({first_line(exc)}); "
             "give a student with student='version' and student_ref"
         ) from None
     return teacher
@@ -106,23 +106,12 @@ def output_layers(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) ->
 
 
 def cost(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Cost:
-    """Parameters and per-sample multiply-adds, counted the same way for teacher and student."""
-    import torch
+    """Parameters and per-sample multiply-adds, counted the same way for teacher and student.
 
-    total = [0]
-
-    def count(layer: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        per_output = layer.weight.shape[1:].numel()  # in/groups x kernel for a conv, in for linear
-        total[0] += (output.numel() // max(output.shape[0], 1)) * per_output
-
-    hooks = [m.register_forward_hook(count) for m in module.modules() if _is_prunable(m)]
-    try:
-        with torch.no_grad():
-            module(*example)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return Cost(params=sum(p.numel() for p in module.parameters()), macs=int(total[0]))
+    The MACs come from the studio's counter, whose rules also count an ONNX teacher's graph, so
+    the ratio holds whichever kind the teacher is.
+    """
+    return Cost(params=sum(p.numel() for p in module.parameters()), macs=module_macs(module, example))
 
 
 def first_output(result: object) -> torch.Tensor:
@@ -168,7 +157,7 @@ def output_mismatch(
             out = first_output(student(*batch))
     except Exception as exc:
         shape = _shape(tuple(batch[0].shape))
-        return f"the student fails on the teacher's input of shape {shape}: {_first_line(exc)}"
+        return f"the student fails on the teacher's input of shape {shape}: {first_line(exc)}"
     if not isinstance(out, torch.Tensor):
         return f"the student returns a {type(out).__name__}, not a tensor"
     if tuple(out.shape) != tuple(teacher_out):
@@ -192,8 +181,3 @@ def _out_channels(module: torch.nn.Module) -> int:
 
 def _shape(shape: Sequence) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from studio.api import Context, ParameterError
+from studio.api import Context, ParameterError, first_line
 
 from . import _common as common
 
@@ -64,7 +64,7 @@ class Plan:
             graph = tp.DependencyGraph().build_dependency(self.module, example_inputs=list(self.example))
         except Exception as exc:
             raise ParameterError(
-                f"the model's layer dependencies could not be traced for pruning: {common.first_line(exc)}"
+                f"the model's layer dependencies could not be traced for pruning: {first_line(exc)}"
             ) from None
         ignored = [m for layer in self.ignored() for m in layer.modules()]
         return any(True for _ in graph.get_all_groups(ignored_layers=ignored, root_module_types=root_types()))
@@ -117,7 +117,7 @@ def output_layers(module: torch.nn.Module, example: tuple) -> list[str]:
             returned = flatten(module(*example))
     except Exception as exc:
         raise ParameterError(
-            f"the model fails on an input of its declared shape: {common.first_line(exc)}"
+            f"the model fails on an input of its declared shape: {first_line(exc)}"
         ) from None
     finally:
         for hook in hooks:

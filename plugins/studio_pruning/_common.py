@@ -46,12 +46,6 @@ def inside_any(name: str, parents: dict[str, Any]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in parents)
 
 
-def first_line(exc: BaseException) -> str:
-    """An exception as one line: libraries raise paragraphs, a refusal is one sentence."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def first_output(result: Any) -> torch.Tensor:
     """The tensor a classifier's loss and accuracy read: the first of a tuple or dict."""
     if isinstance(result, (tuple, list)):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from studio.api import Context, ParameterError, Technique, TechniqueResult
+from studio.api import Context, ParameterError, Technique, TechniqueResult, first_line
 from studio.api import Params as BaseParams
 
 from . import _channels as ch
@@ -234,7 +234,7 @@ class _Run:
             )
         except Exception as exc:
             raise ParameterError(
-                f"the model's layer dependencies could not be traced for pruning: {common.first_line(exc)}"
+                f"the model's layer dependencies could not be traced for pruning: {first_line(exc)}"
             ) from None
 
     def _gradients(self, module: torch.nn.Module) -> None:

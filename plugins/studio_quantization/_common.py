@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.api import Context, ParameterError
+from studio.api import Context, ParameterError, first_line, node_macs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,7 +193,8 @@ def _weight_and_activations(
 
 
 def tensor_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape that shape inference can tell; a symbolic dimension counts as 1."""
+    """Every tensor's shape that shape inference can tell; a symbolic dimension counts as 1, so
+    that :func:`studio.api.node_macs` counts every node at batch 1."""
     import onnx
 
     try:
@@ -209,21 +210,6 @@ def tensor_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     for init in graph.initializer:
         shapes[init.name] = tuple(init.dims)
     return shapes
-
-
-def node_macs(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int:
-    """Multiply-adds of one node at batch 1; 0 where the shapes are unknown."""
-    ins = [shapes.get(name) for name in node.input]
-    out = shapes.get(node.output[0]) if node.output else None
-    if node.op_type in ("MatMul", "Gemm") and out and ins[0]:
-        trans_a = any(a.name == "transA" and a.i for a in node.attribute)
-        k = ins[0][0] if trans_a and len(ins[0]) == 2 else ins[0][-1]
-        return math.prod(out) * k
-    if node.op_type == "Conv" and out and len(ins) > 1 and ins[1]:
-        return math.prod(out) * math.prod(ins[1][1:])
-    if node.op_type == "ConvTranspose" and ins[0] and len(ins) > 1 and ins[1]:
-        return math.prod(ins[0]) // max(ins[0][1], 1) * math.prod(ins[1])
-    return 0
 
 
 def conv_share(model: onnx.ModelProto) -> float:
@@ -285,7 +271,7 @@ def _preprocess(source: Path, target: Path, *, large: bool) -> str | None:
                 quant_pre_process(str(source), str(target), save_as_external_data=large, **options)
             return None
         except Exception as exc:  # each fallback does less; the last failure is what we report
-            problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            problem = first_line(exc)[:200]
     return problem
 
 

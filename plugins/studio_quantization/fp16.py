@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from studio.api import Context, Params, StudioError, Technique, TechniqueResult
+from studio.api import Context, Params, StudioError, Technique, TechniqueResult, first_line
 
 from . import _common as common
 
@@ -113,7 +113,7 @@ def check_loads(path: Path) -> None:
     try:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = first_line(exc)[:200]
         raise StudioError(
             f"the float16 model does not load in ONNX Runtime ({first}); keep the failing operator in float32 "
             "with op_block_list"

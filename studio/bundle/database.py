@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from studio.api import StudioError
 from studio.bundle.manifest import schema_number
+from studio.core.files import DATABASE_NAME
 from studio.store.migrate import HEAD_REVISION, known_revisions, upgrade
 from studio.store.store import SQLITE_HEADER
 
@@ -33,7 +34,7 @@ def check_database(data: bytes, *, manifest_revision: str, folders: Mapping[str,
     ``folders`` maps each artifact folder of the bundle to the file names it holds.
     """
     if not data.startswith(SQLITE_HEADER):
-        raise StudioError("the bundle's studio.sqlite is not an SQLite database")
+        raise StudioError(f"the bundle's {DATABASE_NAME} is not an SQLite database")
     connection = sqlite3.connect(":memory:")
     try:
         connection.deserialize(data)

@@ -16,6 +16,10 @@ from pathlib import Path
 
 from studio.api import StudioError
 
+# A project folder's database file. Named here, below everything that looks for it (the command
+# line, the window, bundles, the store's messages), so that none of them needs the store to know it.
+DATABASE_NAME = "studio.sqlite"
+
 _CHUNK = 1 << 20
 
 

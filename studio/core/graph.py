@@ -3,6 +3,7 @@
 Everything is read from the ONNX graph with shape inference; the model is never run, so a
 model that does not fit this machine's memory or has no runtime here can still be inspected.
 PyTorch models are converted to a temporary ONNX file first and inspected the same way.
+MACs are counted by :func:`studio.api.node_macs`, with the rules the techniques use too.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from studio.api import node_macs
 from studio.core.models import (
     ModelFiles,
     ModelFormat,
@@ -98,9 +98,8 @@ def onnx_layers(model: onnx.ModelProto, batch: int = 1) -> list[Layer]:
                 counted.add(name)
                 params += sizes[name]
         output = shapes.get(node.output[0]) if node.output else None
-        layers.append(
-            Layer(node.name or f"{node.op_type}_{index}", node.op_type, output, params, _macs(node, shapes))
-        )
+        name = node.name or f"{node.op_type}_{index}"
+        layers.append(Layer(name, node.op_type, output, params, node_macs(node, shapes)))
     return layers
 
 
@@ -160,93 +159,6 @@ def _light_tensor(tensor: onnx.TensorProto) -> onnx.TensorProto:
     light = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type)
     light.dims.extend(tensor.dims)
     return light
-
-
-# =============================================================================================
-# Multiply-accumulates
-
-
-def _macs(node: onnx.NodeProto, shapes: dict[str, Shape]) -> int:
-    rule = _MAC_RULES.get(node.op_type)
-    if rule is None:
-        return 0
-    try:
-        return rule(node, shapes)
-    except (IndexError, KeyError, TypeError, ValueError):  # a shape inference could not find
-        return 0
-
-
-def _known(shapes: dict[str, Shape], name: str) -> tuple[int, ...]:
-    shape = shapes[name]
-    if any(not isinstance(d, int) for d in shape):
-        raise TypeError(name)
-    return shape  # type: ignore[return-value]
-
-
-def _product(dims: Sequence[int]) -> int:
-    total = 1
-    for d in dims:
-        total *= d
-    return total
-
-
-def _conv_macs(weight_index: int):
-    """Every output element sums (C_in / groups) × kernel products: the weight's dims after the first."""
-
-    def rule(node, shapes) -> int:
-        weight = _known(shapes, node.input[weight_index])
-        return _product(_known(shapes, node.output[0])) * _product(weight[1:])
-
-    return rule
-
-
-def _conv_transpose_macs(node, shapes) -> int:
-    """Every input element is spread over (C_out / groups) × kernel outputs."""
-    weight = _known(shapes, node.input[1])
-    return _product(_known(shapes, node.input[0])) * _product(weight[1:])
-
-
-def _gemm_macs(b_index: int):
-    """M × K × N from the operands, so that com.microsoft variants without shape inference count too."""
-
-    def rule(node, shapes) -> int:
-        a = _known(shapes, node.input[0])
-        b = _known(shapes, node.input[b_index])
-        attrs = {attr.name: attr.i for attr in node.attribute}
-        m, k = (a[1], a[0]) if attrs.get("transA") else (a[0], a[1])
-        n = b[0] if attrs.get("transB") else b[1]
-        return m * k * n
-
-    return rule
-
-
-def _matmul_macs(b_index: int):
-    """Broadcast batch × M × K × N, numpy matmul semantics (1-D operands gain a dimension)."""
-
-    def rule(node, shapes) -> int:
-        a = _known(shapes, node.input[0])
-        b = _known(shapes, node.input[b_index])
-        a = (1, *a) if len(a) == 1 else a
-        b = (*b, 1) if len(b) == 1 else b
-        batch = np.broadcast_shapes(a[:-2], b[:-2])
-        return _product(batch) * a[-2] * a[-1] * b[-1]
-
-    return rule
-
-
-_MAC_RULES = {
-    "Conv": _conv_macs(1),
-    "ConvInteger": _conv_macs(1),
-    "QLinearConv": _conv_macs(3),
-    "ConvTranspose": _conv_transpose_macs,
-    "Gemm": _gemm_macs(1),
-    "QGemm": _gemm_macs(3),
-    "MatMul": _matmul_macs(1),
-    "MatMulInteger": _matmul_macs(1),
-    "QLinearMatMul": _matmul_macs(3),
-    "MatMulIntegerToFloat": _matmul_macs(1),
-    "DynamicQuantizeMatMul": _matmul_macs(1),
-}
 
 
 # =============================================================================================

@@ -13,97 +13,29 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-import itertools
 import json
 import logging
 import pickle
 import re
 import struct
-import sys
-import types
 import warnings
 import weakref
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from studio.api import ModelFormatError, TensorSpec, UntrustedFileError
+from studio.api import ModelFormatError, TensorSpec, UntrustedFileError, first_line
+from studio.core.architecture import import_architecture
 from studio.core.files import atomic_path, sha256_file
+from studio.core.model_files import ModelFiles, ModelFormat
+from studio.core.torch_structure import apply_structure_file, files_beside, find_structure, restore_aliases
 
 if TYPE_CHECKING:
     import onnx
     import torch
-
-
-class ModelFormat(str, Enum):
-    ONNX = "onnx"
-    TORCHSCRIPT = "torchscript"
-    EXPORTED_PROGRAM = "exported_program"  # torch.export `.pt2`
-    TORCH_ARCHITECTURE = "torch_architecture"  # `.py` with build_model() + state_dict weights
-    TORCH_PICKLE = "torch_pickle"  # a whole module saved with torch.save: runs code when loaded
-
-    @property
-    def is_torch(self) -> bool:
-        return self is not ModelFormat.ONNX
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """Every file that makes up one model, as found on disk.
-
-    ``main`` is the file the user names (the `.onnx`, `.pt2`, `.pt`, `.py`); ``extra`` holds the
-    files it needs beside it (ONNX external data), as paths relative to ``main.parent`` so that
-    the set can be copied and keep working.
-
-    ``weights`` (TORCH_ARCHITECTURE only) is relative to ``main.parent`` when the weights sit in
-    that folder or below it, and absolute otherwise: a user may keep the architecture file and
-    its checkpoint in different places. ``folder / weights`` is right in both cases, and
-    :meth:`sources` says where each file goes once the set is copied into one folder.
-    """
-
-    main: Path
-    format: ModelFormat
-    extra: tuple[Path, ...] = field(default=())  # relative to main.parent
-    weights: Path | None = None  # relative to main.parent, or absolute; TORCH_ARCHITECTURE only
-
-    @property
-    def folder(self) -> Path:
-        return self.main.parent
-
-    @property
-    def weights_path(self) -> Path | None:
-        return None if self.weights is None else self.folder / self.weights
-
-    def all_paths(self) -> list[Path]:
-        paths = [self.main, *(self.folder / p for p in self.extra)]
-        if self.weights_path is not None:
-            paths.append(self.weights_path)
-        return paths
-
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.all_paths())
-
-    def sources(self) -> list[tuple[Path, str]]:
-        """(absolute source, name inside one artifact folder) for every file, to copy the set."""
-        pairs = [(self.main.absolute(), self.main.name)]
-        pairs += [((self.folder / p).absolute(), p.as_posix()) for p in self.extra]
-        if self.weights is not None:
-            pairs.append((self.weights_path.absolute(), self._weights_name()))
-        return pairs
-
-    def moved_to(self, folder: Path) -> ModelFiles:
-        """The same model as it is after :meth:`sources` were copied into ``folder``."""
-        weights = None if self.weights is None else Path(self._weights_name())
-        return replace(self, main=Path(folder) / self.main.name, weights=weights)
-
-    def _weights_name(self) -> str:
-        if not self.weights.is_absolute():
-            return self.weights.as_posix()
-        name = self.weights.name
-        return f"weights-{name}" if name == self.main.name else name
 
 
 # =============================================================================================
@@ -259,9 +191,9 @@ def _classify_torch_save(path: Path, *, mmap: bool) -> _Kind:
     except pickle.UnpicklingError as exc:
         if "global" in str(exc).lower() or "weights only" in str(exc).lower():
             return _Kind.TORCH_PICKLE
-        raise ModelFormatError(f"{path.name} is a damaged PyTorch file: {_first_line(exc)}") from None
+        raise ModelFormatError(f"{path.name} is a damaged PyTorch file: {first_line(exc)}") from None
     except Exception as exc:
-        raise ModelFormatError(f"{path.name} is a damaged PyTorch file: {_first_line(exc)}") from None
+        raise ModelFormatError(f"{path.name} is a damaged PyTorch file: {first_line(exc)}") from None
     if _find_state_dict(obj) is None:
         raise ModelFormatError(f"{path.name} holds PyTorch data but no model and no weights")
     return _Kind.STATE_DICT
@@ -287,7 +219,7 @@ def _identify_text(path: Path) -> _Kind:
     except (SyntaxError, ValueError) as exc:
         if path.suffix.lower() == ".py":
             where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
-            reason = getattr(exc, "msg", None) or _first_line(exc)
+            reason = getattr(exc, "msg", None) or first_line(exc)
             raise ModelFormatError(f"{path.name} is not valid Python{where}: {reason}") from None
         return _Kind.TEXT
     if path.suffix.lower() == ".py" or "build_model" in _top_level_names(tree):
@@ -307,11 +239,6 @@ def _top_level_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
     return names
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # =============================================================================================
@@ -441,7 +368,7 @@ def load_onnx(files: ModelFiles, *, load_external_data: bool = True) -> onnx.Mod
     try:
         return onnx.load(str(files.main), load_external_data=load_external_data)
     except Exception as exc:
-        raise ModelFormatError(f"{files.main.name} could not be read: {_first_line(exc)}") from None
+        raise ModelFormatError(f"{files.main.name} could not be read: {first_line(exc)}") from None
 
 
 def onnx_dtype_name(elem_type: int) -> str:
@@ -490,8 +417,6 @@ def collect_files(path: Path, weights: Path | None = None) -> ModelFiles:
         return ModelFiles(main, fmt, extra=extra)
     if fmt is ModelFormat.TORCH_ARCHITECTURE:
         _check_defines_build_model(main)
-        from studio.core.torch_structure import files_beside
-
         extra, weights = files_beside(main, weights)  # a changed model the studio saved
         return ModelFiles(main, fmt, extra=extra, weights=_check_weights(main, weights))
     return ModelFiles(main, fmt)
@@ -531,7 +456,6 @@ def _check_weights(main: Path, weights: Path | None) -> Path:
 
 # What each loaded module came from, so its input shapes can be read later without reloading.
 _ORIGINS: weakref.WeakKeyDictionary[Any, _Origin] = weakref.WeakKeyDictionary()
-_module_counter = itertools.count()
 
 
 @dataclass
@@ -584,7 +508,7 @@ def _load_torchscript(files: ModelFiles, trusted: bool) -> torch.nn.Module:
             return torch.jit.load(str(files.main), map_location="cpu")
     except Exception as exc:
         raise ModelFormatError(
-            f"{files.main.name} is a damaged TorchScript file: {_first_line(exc)}"
+            f"{files.main.name} is a damaged TorchScript file: {first_line(exc)}"
         ) from None
 
 
@@ -600,7 +524,7 @@ def _load_exported_program(files: ModelFiles, trusted: bool) -> torch.nn.Module:
             module = program.module()
     except Exception as exc:
         raise ModelFormatError(
-            f"{files.main.name} is a damaged torch.export file: {_first_line(exc)}"
+            f"{files.main.name} is a damaged torch.export file: {first_line(exc)}"
         ) from None
     _ORIGINS[module] = _Origin(
         example=_program_example(program), dynamic_batch=_program_batch_is_free(program)
@@ -641,11 +565,11 @@ def _load_pickle(files: ModelFiles, trusted: bool) -> torch.nn.Module:
             obj = torch.load(files.main, weights_only=False, map_location="cpu")
     except (ModuleNotFoundError, AttributeError) as exc:
         raise ModelFormatError(
-            f"{files.main.name} needs Python code that is not installed here ({_first_line(exc)}); "
+            f"{files.main.name} needs Python code that is not installed here ({first_line(exc)}); "
             "save the model as TorchScript, .pt2 or an architecture .py file instead"
         ) from None
     except Exception as exc:
-        raise ModelFormatError(f"{files.main.name} is a damaged PyTorch file: {_first_line(exc)}") from None
+        raise ModelFormatError(f"{files.main.name} is a damaged PyTorch file: {first_line(exc)}") from None
     if not isinstance(obj, torch.nn.Module):
         raise ModelFormatError(f"{files.main.name} holds a {type(obj).__name__}, not a PyTorch module")
     return obj
@@ -656,7 +580,7 @@ def _load_architecture(files: ModelFiles, trusted: bool) -> torch.nn.Module:
         raise untrusted_error(files.main, files.format)
     import torch
 
-    namespace = _import_architecture(files.main)
+    namespace = import_architecture(files.main)
     build = getattr(namespace, "build_model", None)
     if not callable(build):
         raise ModelFormatError(
@@ -665,48 +589,22 @@ def _load_architecture(files: ModelFiles, trusted: bool) -> torch.nn.Module:
     try:
         module = build()
     except Exception as exc:
-        raise ModelFormatError(f"build_model() in {files.main.name} failed: {_first_line(exc)}") from None
+        raise ModelFormatError(f"build_model() in {files.main.name} failed: {first_line(exc)}") from None
     if not isinstance(module, torch.nn.Module):
         raise ModelFormatError(
             f"build_model() in {files.main.name} returned a {type(module).__name__}, not a torch.nn.Module"
         )
     if files.weights is None:
         raise ModelFormatError(f"{files.main.name} is an architecture file and needs its weights (--weights)")
-    from studio.core.torch_structure import find_structure, load_structured_weights
-
     structure = find_structure(files)
-    if structure is not None:  # layer shapes differ from build_model(): reshape, then load
-        load_structured_weights(module, structure, files.weights_path, files.main.name)
-    else:
+    if structure is None:
         _load_weights_into(module, files.weights_path, files.main.name)
+    else:  # layer shapes differ from build_model(): reshape, then load
+        aliases = apply_structure_file(module, structure)
+        shaped = f"{files.main.name} as {structure.name} shapes it"
+        _load_weights_into(module, files.weights_path, shaped, aliases)
     _ORIGINS[module] = _Origin(namespace=namespace)
     return module
-
-
-def _import_architecture(path: Path) -> Any:
-    """Run the file's own source as a module under a name of its own.
-
-    Compiled from the bytes read here, never through the import system: that would read a
-    ``__pycache__`` file beside it instead of the source (an unchecked stand-in for the file the
-    user trusted) and write one into the project's artifact folder, which then no longer matches
-    its manifest. A name of its own keeps two architecture files from shadowing each other.
-    """
-    name = f"_studio_architecture_{next(_module_counter)}_{path.stem.replace('-', '_')}"
-    try:
-        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ModelFormatError(f"{path.name} cannot be read as Python: {_first_line(exc)}") from None
-    namespace = types.ModuleType(name)
-    namespace.__file__ = str(path)
-    sys.modules[name] = namespace  # dataclasses and pickling look the module up by name
-    try:
-        exec(code, namespace.__dict__)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        raise ModelFormatError(
-            f"{path.name} failed to import: {type(exc).__name__}: {_first_line(exc)}"
-        ) from None
-    return namespace
 
 
 def _read_state_dict(weights: Path) -> dict[str, Any]:
@@ -751,11 +649,16 @@ def read_weights(weights: Path) -> dict:
     except ModelFormatError:
         raise
     except Exception as exc:
-        raise ModelFormatError(f"{weights.name} could not be read: {_first_line(exc)}") from None
+        raise ModelFormatError(f"{weights.name} could not be read: {first_line(exc)}") from None
 
 
-def _load_weights_into(module: torch.nn.Module, weights: Path, arch_name: str) -> None:
+def _load_weights_into(
+    module: torch.nn.Module, weights: Path, arch_name: str, aliases: Mapping[str, str] | None = None
+) -> None:
+    """Load strictly; ``aliases`` (tied names a structure file recorded) are restored first."""
     state = read_weights(weights)
+    if aliases:
+        restore_aliases(state, aliases, weights.name)
     problem = _state_dict_mismatch(module, state)
     if problem:
         raise ModelFormatError(f"{weights.name} does not fit {arch_name}: {problem}")
@@ -829,7 +732,7 @@ def _program_runs_code(path: Path) -> bool:
                 return True
             return any(_member_runs_code(archive, name) for name in names)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, AttributeError) as exc:
-        raise ModelFormatError(f"{path.name} is a damaged torch.export file: {_first_line(exc)}") from None
+        raise ModelFormatError(f"{path.name} is a damaged torch.export file: {first_line(exc)}") from None
 
 
 def _member_runs_code(archive: zipfile.ZipFile, name: str) -> bool:
@@ -912,7 +815,7 @@ def _declared_by_namespace(path: Path, namespace: Any) -> list[tuple[tuple[int, 
         try:
             example = make()
         except Exception as exc:
-            raise ModelFormatError(f"example_inputs() in {path.name} failed: {_first_line(exc)}") from None
+            raise ModelFormatError(f"example_inputs() in {path.name} failed: {first_line(exc)}") from None
         return _describe_tensors(example if isinstance(example, (tuple, list)) else (example,))
     return _shapes_constant(
         path, getattr(namespace, "INPUT_SHAPES", None), getattr(namespace, "INPUT_SHAPE", None)
@@ -1004,7 +907,7 @@ def export_onnx(
                 _export_dynamo(module, example_inputs, tmp, opset=opset, **kwargs)
             except Exception as exc:
                 raise ModelFormatError(
-                    f"the model could not be converted to ONNX: {_first_line(exc)}"
+                    f"the model could not be converted to ONNX: {first_line(exc)}"
                 ) from None
     return out_path
 
@@ -1039,7 +942,7 @@ def _run_once(module: torch.nn.Module, example_inputs: tuple) -> Any:
             return module(*example_inputs)
     except Exception as exc:
         raise ModelFormatError(
-            f"the model fails on an input of the declared shape: {_first_line(exc)}"
+            f"the model fails on an input of the declared shape: {first_line(exc)}"
         ) from None
 
 

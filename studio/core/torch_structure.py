@@ -21,13 +21,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.api import ModelFormatError
+from studio.api import ModelFormatError, first_line
+from studio.core.architecture import import_architecture
 from studio.core.files import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     import torch
 
-    from studio.core.models import ModelFiles
+    from studio.core.model_files import ModelFiles
 
 STRUCTURE_SUFFIX = ".structure.json"
 WEIGHTS_SUFFIX = ".safetensors"
@@ -100,16 +101,14 @@ def build_fresh(architecture: Path) -> torch.nn.Module:
     """A new, untrained model from the architecture file: the baseline a structure is measured against."""
     import torch
 
-    from studio.core.models import _first_line, _import_architecture
-
-    namespace = _import_architecture(Path(architecture))
+    namespace = import_architecture(Path(architecture))
     build = getattr(namespace, "build_model", None)
     if not callable(build):
         raise ModelFormatError(f"{architecture.name} has no build_model() function")
     try:
         module = build()
     except Exception as exc:
-        raise ModelFormatError(f"build_model() in {architecture.name} failed: {_first_line(exc)}") from None
+        raise ModelFormatError(f"build_model() in {architecture.name} failed: {first_line(exc)}") from None
     if not isinstance(module, torch.nn.Module):
         raise ModelFormatError(f"build_model() in {architecture.name} did not return a torch.nn.Module")
     return module
@@ -391,22 +390,20 @@ def _retie(module: torch.nn.Module, replaced: dict[int, tuple]) -> None:
                     table[key] = new
 
 
-def load_structured_weights(
-    module: torch.nn.Module, structure_file: Path, weights: Path, arch_name: str
-) -> None:
-    """Apply the structure, then load the weights strictly, restoring tied names dropped at save."""
-    from studio.core.models import _state_dict_mismatch, read_weights
+def apply_structure_file(module: torch.nn.Module, structure_file: Path) -> dict[str, str]:
+    """Reshape a fresh ``build_model()`` as the structure file records; return its aliases.
 
+    The weights are read and loaded strictly by the caller afterwards (:mod:`studio.core.models`
+    does, as for any architecture file), with :func:`restore_aliases` applied to them first.
+    """
     structure = read_structure(structure_file)
     apply_structure(module, structure)
-    state = read_weights(weights)
-    for alias, kept in structure.get("aliases", {}).items():
+    return dict(structure.get("aliases", {}))
+
+
+def restore_aliases(state: dict[str, Any], aliases: Mapping[str, str], weights_name: str) -> None:
+    """Put back in ``state`` the tied names dropped at save (``alias`` shares ``kept``'s tensor)."""
+    for alias, kept in aliases.items():
         if kept not in state:
-            raise ModelFormatError(f"{weights.name} lacks '{kept}', which '{alias}' shares")
+            raise ModelFormatError(f"{weights_name} lacks '{kept}', which '{alias}' shares")
         state[alias] = state[kept]
-    problem = _state_dict_mismatch(module, state)
-    if problem:
-        raise ModelFormatError(
-            f"{weights.name} does not fit {arch_name} as {Path(structure_file).name} shapes it: {problem}"
-        )
-    module.load_state_dict(state, strict=True)

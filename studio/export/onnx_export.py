@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.api import ModelFormatError, StudioError
+from studio.api import ModelFormatError, StudioError, first_line
 from studio.core.files import staging_dir
 from studio.core.models import (
     ModelFiles,
@@ -223,9 +223,7 @@ def _convert(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     try:
         return version_converter.convert_version(model, opset)
     except Exception as exc:
-        raise ModelFormatError(
-            f"the model cannot be converted to opset {opset}: {_first_line(exc)}"
-        ) from None
+        raise ModelFormatError(f"the model cannot be converted to opset {opset}: {first_line(exc)}") from None
 
 
 def _batch_is_free(model: onnx.ModelProto) -> bool:
@@ -281,7 +279,7 @@ def _checker_error(path: Path) -> str | None:
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
-        return _first_line(exc)
+        return first_line(exc)
     return None
 
 
@@ -313,9 +311,7 @@ def _run_export(export: OnnxRunner, feeds, batch: int, freed: bool):
         raise
     except Exception as exc:
         hint = " (its graph fixes the batch size, so --dynamic-batch cannot free it)" if freed else ""
-        raise ModelFormatError(
-            f"the exported model fails in ONNX Runtime{hint}: {_first_line(exc)}"
-        ) from None
+        raise ModelFormatError(f"the exported model fails in ONNX Runtime{hint}: {first_line(exc)}") from None
 
 
 # -- putting it in place ---------------------------------------------------------------------------
@@ -353,8 +349,3 @@ def missing_folders(folder: Path) -> list[Path]:
 def _remove_if_empty(folder: Path) -> None:
     with contextlib.suppress(OSError):
         folder.rmdir()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.api import StudioError, TensorSpec
+from studio.api import StudioError, TensorSpec, first_line
 from studio.core.files import atomic_write_bytes, atomic_write_text
 from studio.core.hardware import cuda_devices, tensorrt_version
 
@@ -142,9 +142,7 @@ def unavailable_reason() -> str | None:
     try:
         import tensorrt  # noqa: F401
     except Exception as exc:
-        return (
-            f"TensorRT cannot be loaded here ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        )
+        return f"TensorRT cannot be loaded here ({first_line(exc)})"
     return None
 
 

@@ -17,6 +17,8 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtWidgets import QApplication
 
+from studio.ui.theme import apply_theme
+
 APP_NAME = "Model Optimization Studio"
 ORGANIZATION = "model-optimization-studio"
 
@@ -46,15 +48,6 @@ def application_icon():
     from studio.core.resources import resource
 
     return QIcon(str(resource("icons", "studio.svg")))
-
-
-def apply_theme(theme: str) -> None:
-    """ "system" follows the desktop's light or dark scheme; "light" and "dark" force one."""
-    hints = QApplication.styleHints()
-    if not hasattr(hints, "setColorScheme"):  # Qt before 6.8 always follows the desktop
-        return
-    scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(theme, Qt.ColorScheme.Unknown)
-    hints.setColorScheme(scheme)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

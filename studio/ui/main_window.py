@@ -20,6 +20,7 @@ from studio.ui.models.figures import VersionFigures
 from studio.ui.opening import Opener
 from studio.ui.pool import detected_devices, pool_settings
 from studio.ui.settings import StudioSettings
+from studio.ui.theme import apply_theme
 from studio.ui.widgets.errors import show_error, show_info
 from studio.ui.window_parts import build_parts, default_sizes
 
@@ -277,8 +278,6 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def _settings_changed(self) -> None:
-        from studio.ui.app import apply_theme
-
         apply_theme(self.settings.theme)
         self.controller.pool = pool_settings(self.settings)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-PROJECT_DATABASE = "studio.sqlite"  # studio.project.DATABASE_NAME, without importing the store
+from studio.core.files import DATABASE_NAME
+
 BUNDLE_SUFFIX = ".studio"  # studio.bundle.BUNDLE_SUFFIX
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.py);;All files (*)"
 BUNDLE_FILTER = "Shared projects (*.studio);;All files (*)"
@@ -50,7 +51,7 @@ class Opener(QObject):
     def open_path(self, path: Path) -> None:
         """A project folder or a shared project is opened; anything else is imported as a model."""
         path = Path(path)
-        if path.is_dir() and (path / PROJECT_DATABASE).is_file():
+        if path.is_dir() and (path / DATABASE_NAME).is_file():
             self.open_project(path)
         elif path.suffix.lower() == BUNDLE_SUFFIX and path.is_file():
             self.open_bundle(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from studio.core.files import DATABASE_NAME
 from studio.core.paths import data_dir
 
 RECENT_LIMIT = 10
@@ -116,7 +117,7 @@ class StudioSettings:
         """The project folder this very bundle file was unpacked into before, if it is still there."""
         value = self._q.value(f"bundles/{_bundle_key(bundle)}")
         folder = Path(str(value)) if value else None
-        return folder if folder is not None and (folder / "studio.sqlite").is_file() else None
+        return folder if folder is not None and (folder / DATABASE_NAME).is_file() else None
 
     def remember_unpacked(self, bundle: Path, folder: Path) -> None:
         self._q.setValue(f"bundles/{_bundle_key(bundle)}", str(Path(folder).resolve()))

@@ -11,8 +11,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from studio import tables
+from studio.tables import pareto_front as pareto_front  # owned by studio.tables, named here too
+
 if TYPE_CHECKING:
     from studio.store import Measurement, ModelVersion
+
+# The window writes figures in the studio's one set of formats (studio.tables), with an en dash
+# for a figure not measured yet and a space before the percent sign.
+_MISSING = "–"
 
 
 @dataclass(frozen=True)
@@ -90,19 +97,6 @@ def _settings_text(m: Measurement) -> str:
     return f"{m.device}, batch {m.batch}{threads}"
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both axes (lower latency x, higher accuracy y),
-    ordered by latency: the curve a person picks a version from."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front: list[int] = []
-    best = float("-inf")
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
-
-
 def baseline_of(figures: Sequence[VersionFigures], version_id: int) -> VersionFigures | None:
     """The root of ``version_id``'s lineage: what its deltas are measured against."""
     by_id = {f.id: f for f in figures}
@@ -138,7 +132,7 @@ class Metric:
 
     def text(self, value: float | None) -> str:
         if value is None:
-            return "–"
+            return _MISSING
         return {
             "bytes": human_bytes,
             "count": human_count,
@@ -178,27 +172,16 @@ METRICS: tuple[Metric, ...] = (
 
 
 def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+    return tables.human_bytes(n, missing=_MISSING)
 
 
 def human_count(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.2f}{unit}"
-    return f"{n:.0f}"
+    return tables.human_count(n, missing=_MISSING)
 
 
 def percent(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.2f} %"
+    return tables.percent(x, missing=_MISSING, unit=" %")
 
 
 def millis(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f} ms"
+    return tables.millis(x, missing=_MISSING)

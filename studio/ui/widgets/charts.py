@@ -14,7 +14,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from studio.ui.models.figures import VersionFigures, pareto_front
+from studio.tables import pareto_front
+from studio.ui.models.figures import VersionFigures
 
 FAMILY_COLOURS = {
     "import": "#757575",

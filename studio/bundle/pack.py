@@ -110,11 +110,17 @@ def _folder_files(project: Project, sha: str) -> list[tuple[str, Path]]:
     return sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
 
 
+UNFINISHED_WHEN_PACKED = "the project was saved to a .studio file while this job was unfinished"
+
+
 def snapshot_database(source: Path, target: Path) -> Path:
     """A consistent, compact, deterministic copy of a live project database.
 
     Job log paths point into the project's ``logs/`` folder, which is not packed, so the copy
-    forgets them rather than pointing at files the receiver will never have.
+    forgets them rather than pointing at files the receiver will never have. Which process on
+    which machine ran a job is the sender's business, not the receiver's: the copy forgets that
+    too, and a job still queued or running here is recorded there as interrupted (nothing will
+    ever finish it).
     """
     connection = sqlite3.connect(source)
     try:
@@ -126,7 +132,14 @@ def snapshot_database(source: Path, target: Path) -> Path:
         columns = {row[1] for row in copy.execute("PRAGMA table_info(jobs)")}
         if "log_path" in columns:
             copy.execute("UPDATE jobs SET log_path = NULL WHERE log_path IS NOT NULL")
-            copy.commit()
+        owner = [c for c in ("owner_host", "owner_pid", "owner_started", "owner_heartbeat") if c in columns]
+        if owner:
+            copy.execute(f"UPDATE jobs SET {', '.join(f'{c} = NULL' for c in owner)}")
+        copy.execute(
+            "UPDATE jobs SET state = 'interrupted', message = ? WHERE state IN ('queued', 'running')",
+            (UNFINISHED_WHEN_PACKED,),
+        )
+        copy.commit()
         copy.execute("VACUUM")
     finally:
         copy.close()

@@ -6,6 +6,12 @@ to Qt). Each job reaches exactly one final state, written by whichever thread se
 (the manager thread, ``cancel`` for a job that never started, or ``close``); the others see it
 settled and only pass the news on.
 
+Each job records this process as its owner, and a heartbeat thread keeps saying that the owner
+is still there. A process that dies without ``close`` (killed, or the machine lost its power)
+leaves its jobs unfinished in the database; whoever opens the project next turns them
+``interrupted`` (``interrupt_abandoned_jobs``), while the jobs of live owners, such as a second
+command line working on the same project, are left alone.
+
 The store is used through the few methods below, not imported: the job machinery and the store
 are separate layers, and the window hands the manager its project's store.
 """
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from studio.api import StudioError
+from studio.jobs import liveness
 from studio.jobs.events import JobEvent
 from studio.jobs.logs import job_log_path
 from studio.jobs.spec import JobSpec
@@ -32,6 +39,7 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.5
 FINAL_WRITE_ATTEMPTS = 3
 NOT_STARTED_MESSAGE = "the studio stopped before this job started"
+OWNER_GONE_MESSAGE = "the studio that ran this job stopped"
 CLOSED_RUNNING_MESSAGE = "the studio closed while this job was running"
 CLOSED_QUEUED_MESSAGE = "the studio closed before this job started"
 
@@ -47,7 +55,8 @@ class JobStore(Protocol):
     def update_job(self, job_id: int, **changes: Any) -> Any: ...
     def get_job(self, job_id: int) -> Any: ...
     def list_jobs(self, states: Any = None) -> list: ...
-    def mark_running_jobs_interrupted(self) -> int: ...
+    def beat_jobs(self, job_ids: Any) -> int: ...
+    def interrupt_job(self, seen: Any, message: str) -> bool: ...
 
 
 class Pool(Protocol):
@@ -74,7 +83,18 @@ class _Active:
 class JobManager:
     """Queue, run and record jobs of one project; call ``recover`` once at start, ``close`` at the end."""
 
-    def __init__(self, store: JobStore, pool: Pool, logs_dir: Path) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        pool: Pool,
+        logs_dir: Path,
+        *,
+        heartbeat_s: float = liveness.HEARTBEAT_INTERVAL_S,
+    ) -> None:
+        if not 0 < heartbeat_s < liveness.SILENT_OWNER_LIMIT.total_seconds() / 4:
+            raise ValueError(
+                f"a heartbeat every {heartbeat_s} s would let other studios take this one for gone"
+            )
         self._store, self._pool = store, pool
         self._logs_dir = Path(logs_dir)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
@@ -86,23 +106,23 @@ class JobManager:
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="studio-job-manager", daemon=True)
         self._thread.start()
+        self._heartbeat_s = heartbeat_s
+        self._stop_beating = threading.Event()
+        self._beating = threading.Thread(target=self._beat, name="studio-job-heartbeat", daemon=True)
+        self._beating.start()
 
     # -- commands ------------------------------------------------------------------------------
 
     def recover(self) -> int:
         """At start: jobs left running or queued by a studio that stopped become ``interrupted``.
 
-        Queued jobs are not run again: what should happen with their results (``on_done``) died
-        with the studio that queued them. Returns how many jobs were marked.
+        Jobs of studios still running (another window or command line on the same project) are
+        left alone. Returns how many jobs were marked.
         """
         with self._lock:
             if self._active or self._settling:
                 raise RuntimeError("recover() must run before the first job is submitted")
-        count = self._store.mark_running_jobs_interrupted()
-        for record in self._store.list_jobs(["queued"]):
-            self._store.update_job(record.id, state="interrupted", message=NOT_STARTED_MESSAGE)
-            count += 1
-        return count
+        return interrupt_abandoned_jobs(self._store)
 
     def submit(self, spec: JobSpec, on_done: OnDone | None = None) -> int:
         """Record the job as queued and queue it; ``on_done(record, result)`` runs once it ends."""
@@ -110,6 +130,7 @@ class JobManager:
             if self._closing:
                 raise StudioError("the job manager is closed")
         self._pool.check(spec)
+        owner = liveness.this_process()
         record = self._store.add_job(
             kind=spec.kind,
             technique=spec.technique,
@@ -117,6 +138,9 @@ class JobManager:
             input_version_id=spec.input_version_id,
             dataset_id=spec.dataset_id,
             device=spec.device,
+            owner_host=owner.host,
+            owner_pid=owner.pid,
+            owner_started=owner.started,
         )
         log_path = job_log_path(self._logs_dir, record.id)
         with self._lock:
@@ -173,6 +197,8 @@ class JobManager:
         self._pool.close()
         self._pool.events.put(_STOP)
         self._thread.join()
+        self._stop_beating.set()
+        self._beating.join()
         with self._lock:
             left = list(self._active.items())
         for job_id, active in left:
@@ -186,6 +212,19 @@ class JobManager:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- the heartbeat thread --------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        """Keep saying that this process still owns its unfinished jobs, in one write each time."""
+        while not self._stop_beating.wait(self._heartbeat_s):
+            job_ids = self.active()
+            if not job_ids:
+                continue
+            try:
+                self._store.beat_jobs(job_ids)
+            except Exception:  # a busy database frees up; the next beat comes well within the limit
+                log.warning("could not refresh the heartbeat of jobs %s", job_ids, exc_info=True)
 
     # -- the manager thread ----------------------------------------------------------------------
 
@@ -279,6 +318,30 @@ class JobManager:
                 listener(event)
             except Exception:
                 log.exception("a job listener failed on %s", event)
+
+
+def interrupt_abandoned_jobs(store: JobStore) -> int:
+    """Turn ``interrupted`` every unfinished job whose owner is gone; returns how many.
+
+    Any process that opens a project calls this: the owner of such a job died without recording
+    its end, and nobody else ever will. Queued jobs are not run again: what should have happened
+    with their results died with their owner. When the database cannot be written now (busy, or
+    read-only), the rest is left for whoever opens the project next.
+    """
+    count = 0
+    for record in store.list_jobs(["queued", "running"]):
+        if not liveness.owner_gone(
+            record.owner_host, record.owner_pid, record.owner_started, record.owner_heartbeat
+        ):
+            continue
+        message = OWNER_GONE_MESSAGE if record.state == "running" else NOT_STARTED_MESSAGE
+        try:
+            if store.interrupt_job(record, message):
+                count += 1
+        except StudioError as error:
+            log.warning("could not mark job %s interrupted: %s", record.id, error)
+            break
+    return count
 
 
 def _final_changes(event: JobEvent, active: _Active) -> dict[str, Any]:

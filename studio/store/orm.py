@@ -140,6 +140,11 @@ class JobModel(BaseModel):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(server_default=false())
+    # The process that records the job's outcome, and when it last said it still does.
+    owner_host: Mapped[str | None] = mapped_column(String)
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_started: Mapped[str | None] = mapped_column(String)
+    owner_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MeasurementModel(BaseModel):

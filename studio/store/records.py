@@ -141,6 +141,12 @@ class JobRecord(_Record):
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested: bool = False  # asked from another process; the owner's manager acts on it
+    # The process that records the outcome (not the worker): a job whose owner is gone is
+    # ``interrupted`` by whoever opens the project next. The heartbeat is refreshed while it runs.
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_started: str | None = None
+    owner_heartbeat: datetime | None = None
 
     @property
     def finished(self) -> bool:

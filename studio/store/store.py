@@ -18,6 +18,7 @@ from sqlalchemy import Engine, exc, select, text, update
 from sqlalchemy.orm import Session
 
 from studio.api import StudioError
+from studio.core.files import DATABASE_NAME
 from studio.core.models import TensorSpec
 from studio.store.db import (
     DatabaseDamagedError,
@@ -51,8 +52,8 @@ from studio.store.records import (
 )
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-INTERRUPTED_MESSAGE = "the studio stopped while this job was running"
 
+_UNFINISHED_JOB_STATES = tuple(state for state in JOB_STATES if state not in FINISHED_JOB_STATES)
 _VERSION_REF = re.compile(r"[vV]?(\d+)")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _JOB_FIELDS = {
@@ -413,10 +414,17 @@ class Store:
         dataset_id: int | None = None,
         device: str | None = None,
         log_path: str | Path | None = None,
+        owner_host: str | None = None,
+        owner_pid: int | None = None,
+        owner_started: str | None = None,
     ) -> JobRecord:
-        """Record a queued job; the job machinery moves it through its states with ``update_job``."""
+        """Record a queued job; the job machinery moves it through its states with ``update_job``.
+
+        The owner is the process that will record the job's outcome; its first heartbeat is now.
+        """
         if kind not in JOB_KINDS:
             raise ValueError(f"job kind must be one of {JOB_KINDS}, not {kind!r}")
+        now = utcnow()
         row = JobModel(
             kind=kind,
             technique=technique,
@@ -428,7 +436,11 @@ class Store:
             progress=0.0,
             message="",
             log_path=None if log_path is None else str(log_path),
-            created_at=utcnow(),
+            created_at=now,
+            owner_host=owner_host,
+            owner_pid=owner_pid,
+            owner_started=owner_started,
+            owner_heartbeat=None if owner_pid is None else now,
         )
         with self._session() as session:
             if input_version_id is not None:
@@ -472,15 +484,37 @@ class Store:
         with self._session() as session:
             return [_job_record(row) for row in session.scalars(query).all()]
 
-    def mark_running_jobs_interrupted(self) -> int:
-        """At start-up: jobs still marked running lost their worker with the last studio; say so."""
+    def beat_jobs(self, job_ids: Iterable[int]) -> int:
+        """Say that the owner of these jobs still runs them: one write for all, however many.
+
+        Only unfinished jobs are touched; returns how many were.
+        """
+        ids = list(job_ids)
+        if not ids:
+            return 0
         with self._session() as session:
             result = session.execute(
                 update(JobModel)
-                .where(JobModel.state == "running")
-                .values(state="interrupted", message=INTERRUPTED_MESSAGE, finished_at=utcnow())
+                .where(JobModel.id.in_(ids), JobModel.state.in_(_UNFINISHED_JOB_STATES))
+                .values(owner_heartbeat=utcnow())
             )
             return int(result.rowcount or 0)
+
+    def interrupt_job(self, seen: JobRecord, message: str) -> bool:
+        """Mark a job whose owner is gone ``interrupted``, unless it changed since it was ``seen``.
+
+        The check and the write are one statement, so a job that ended, started or heard from
+        its owner in the meantime is left as it is; returns whether the job was marked.
+        """
+        beat = JobModel.owner_heartbeat
+        same_beat = beat.is_(None) if seen.owner_heartbeat is None else beat == seen.owner_heartbeat
+        with self._session() as session:
+            result = session.execute(
+                update(JobModel)
+                .where(JobModel.id == seen.id, JobModel.state == seen.state, same_beat)
+                .values(state="interrupted", message=message, finished_at=utcnow())
+            )
+            return bool(result.rowcount)
 
     # -- health --------------------------------------------------------------------------------
 
@@ -532,7 +566,7 @@ def _check_integrity(engine: Engine, path: Path) -> None:
         detail = lines[0] if lines else "it does not read back"
         raise DatabaseDamagedError(
             f"the project database is damaged: {detail} ({path}); nothing was written to it. Restore it "
-            "from a backup or from the project's .studio file (a studio.sqlite-wal file beside it, if "
+            f"from a backup or from the project's .studio file (a {DATABASE_NAME}-wal file beside it, if "
             "any, holds its latest changes)"
         )
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,9 +15,8 @@ from pathlib import Path
 
 from jobtools import WAIT_S
 
-from studio.jobs.manager import JobManager
+from studio.jobs.manager import NOT_STARTED_MESSAGE, OWNER_GONE_MESSAGE, JobManager
 from studio.project import Project
-from studio.store.store import INTERRUPTED_MESSAGE
 
 # A studio session: a project, a manager, one finished job, then slow jobs (two running, one queued).
 SESSION = textwrap.dedent(
@@ -78,22 +78,23 @@ def test_jobs_of_a_killed_studio_are_interrupted_and_earlier_results_survive(tmp
         session.send_signal(signal.SIGKILL)
         session.wait(WAIT_S)
         _wait_until_gone(workers)  # its workers notice and stop: no job keeps running without a studio
+        running, queued = report["slow"][:2], report["slow"][2]
+        assert _states(tmp_path / "p" / "studio.sqlite", report["slow"]) == ["running", "running", "queued"]
 
-        with Project.open(tmp_path / "p") as project:
+        with Project.open(tmp_path / "p") as project:  # opening it is enough: the owner is gone
             store = project.store
-            running, queued = report["slow"][:2], report["slow"][2]
-            assert [store.get_job(j).state for j in running] == ["running", "running"]
-            assert store.get_job(queued).state == "queued"
+            for job_id in running:
+                record = store.get_job(job_id)
+                assert record.state == "interrupted" and record.message == OWNER_GONE_MESSAGE
+                assert record.finished_at is not None
+            left = store.get_job(queued)
+            assert left.state == "interrupted" and left.message == NOT_STARTED_MESSAGE
 
             manager = JobManager(store, make_pool(cpu_workers=1), project.logs_dir)
             try:
-                assert manager.recover() == 3
+                assert manager.recover() == 0  # nothing left to recover
             finally:
                 manager.close()
-            for job_id in running:
-                record = store.get_job(job_id)
-                assert record.state == "interrupted" and record.message == INTERRUPTED_MESSAGE
-            assert store.get_job(queued).state == "interrupted"
             assert store.get_job(report["done"]).state == "succeeded"
             assert store.get_version(version.id).name == "baseline"
             assert len(store.list_jobs()) == 4
@@ -104,6 +105,16 @@ def test_jobs_of_a_killed_studio_are_interrupted_and_earlier_results_survive(tmp
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _states(database: Path, job_ids: list[int]) -> list[str]:
+    """Job states as the killed studio left them, read without opening the project."""
+    connection = sqlite3.connect(database)
+    try:
+        found = dict(connection.execute("SELECT id, state FROM jobs").fetchall())
+    finally:
+        connection.close()
+    return [found[job_id] for job_id in job_ids]
 
 
 def _wait_until_gone(pids: list[int], timeout: float = WAIT_S) -> None:

@@ -155,6 +155,49 @@ def test_a_database_saved_by_schema_0001_opens_with_its_data(tmp_path: Path) -> 
     assert _revision_in(db_path) == HEAD_REVISION
 
 
+def test_a_database_saved_by_schema_0003_opens_and_its_old_jobs_have_no_owner(tmp_path: Path) -> None:
+    db_path = tmp_path / "studio.sqlite"
+    raw = sqlite3.connect(db_path)
+    raw.executescript(SCHEMA_0003)
+    raw.close()
+
+    with Store.open(db_path) as store:
+        assert [(j.id, j.state) for j in store.list_jobs()] == [
+            (1, "succeeded"),
+            (2, "running"),
+            (3, "queued"),
+        ]
+        left = store.get_job(2)
+        assert (left.owner_host, left.owner_pid, left.owner_started, left.owner_heartbeat) == (None,) * 4
+        assert (left.progress, left.message, left.params) == (0.4, "epoch 20", {"epochs": 50})
+        owned = store.add_job(kind="measure", owner_host="lab-3", owner_pid=77, owner_started="b:1")
+        assert owned.id == 4 and owned.owner_pid == 77 and owned.owner_heartbeat is not None
+        assert store.integrity_check() == "ok"
+    assert _revision_in(db_path) == HEAD_REVISION
+
+
+def test_the_job_owner_migration_downgrades_and_upgrades_keeping_the_jobs(tmp_path: Path) -> None:
+    db_path = tmp_path / "studio.sqlite"
+    with Store.open(db_path, create=True) as store:
+        store.set_project("p", "0.1.0")
+        job = store.add_job(kind="optimize", owner_host="lab-3", owner_pid=77, owner_started="b:1")
+        store.update_job(job.id, state="running", progress=0.5)
+        engine = store.engine
+        with migration_connection(engine) as connection:
+            command.downgrade(alembic_config(connection), "0003_job_cancel_request")
+        columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+        assert not {c for c in columns if c.startswith("owner_")}
+        assert "cancel_requested" in columns
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT id, state, progress FROM jobs").fetchall()
+        assert rows == [(job.id, "running", 0.5)]
+        upgrade(engine)
+        assert _schema_differences(engine) == []
+        again = store.get_job(job.id)
+        assert (again.state, again.owner_pid, again.owner_heartbeat) == ("running", None, None)
+        assert store.add_job(kind="measure").id == job.id + 1  # ids still never reused
+
+
 # A project database written by schema 0001_initial (sqlite3 .dump). Never edit: it stands for
 # files that users already have on disk.
 SCHEMA_0001 = """
@@ -277,5 +320,130 @@ INSERT INTO "sqlite_sequence" VALUES('model_versions',2);
 INSERT INTO "sqlite_sequence" VALUES('datasets',1);
 INSERT INTO "sqlite_sequence" VALUES('jobs',1);
 INSERT INTO "sqlite_sequence" VALUES('measurements',1);
+COMMIT;
+"""
+
+
+# A project database written by schema 0003_job_cancel_request (sqlite3 .dump), with a job that an
+# older studio left running and one it left queued. Never edit: it stands for files users have.
+SCHEMA_0003 = """
+BEGIN TRANSACTION;
+CREATE TABLE alembic_version (
+	version_num VARCHAR(32) NOT NULL,
+	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+INSERT INTO "alembic_version" VALUES('0003_job_cancel_request');
+CREATE TABLE datasets (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	name VARCHAR NOT NULL,
+	kind VARCHAR NOT NULL,
+	spec JSON NOT NULL,
+	fingerprint VARCHAR NOT NULL,
+	samples INTEGER NOT NULL,
+	created_at DATETIME NOT NULL,
+	CONSTRAINT uq_datasets_name UNIQUE (name)
+);
+CREATE TABLE "jobs" (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	kind VARCHAR NOT NULL,
+	technique VARCHAR,
+	params JSON NOT NULL,
+	state VARCHAR NOT NULL,
+	input_version_id INTEGER,
+	output_version_id INTEGER,
+	dataset_id INTEGER,
+	device VARCHAR,
+	progress FLOAT NOT NULL,
+	message TEXT NOT NULL,
+	error TEXT,
+	log_path TEXT,
+	created_at DATETIME NOT NULL,
+	started_at DATETIME,
+	finished_at DATETIME,
+	cancel_requested BOOLEAN DEFAULT 0 NOT NULL,
+	CONSTRAINT fk_jobs_dataset_id_datasets FOREIGN KEY(dataset_id) REFERENCES datasets (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_jobs_output_version_id_model_versions FOREIGN KEY(output_version_id) REFERENCES model_versions (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_jobs_input_version_id_model_versions FOREIGN KEY(input_version_id) REFERENCES model_versions (id) ON DELETE RESTRICT
+);
+INSERT INTO "jobs" VALUES(1,'optimize','quantize.dynamic','{}','succeeded',1,NULL,NULL,'cpu',1.0,'',NULL,NULL,'2025-02-01 09:00:01.000000','2025-02-01 09:00:02.000000','2025-02-01 09:00:05.000000',0);
+INSERT INTO "jobs" VALUES(2,'optimize','distill','{"epochs": 50}','running',1,NULL,NULL,'cpu',0.4,'epoch 20',NULL,NULL,'2025-02-01 09:01:00.000000','2025-02-01 09:01:01.000000',NULL,0);
+INSERT INTO "jobs" VALUES(3,'measure',NULL,'{}','queued',1,NULL,NULL,'cpu',0.0,'',NULL,NULL,'2025-02-01 09:01:02.000000',NULL,NULL,0);
+CREATE TABLE measurements (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	version_id INTEGER NOT NULL,
+	dataset_id INTEGER,
+	reference_version_id INTEGER,
+	job_id INTEGER,
+	device VARCHAR NOT NULL,
+	runtime VARCHAR NOT NULL,
+	provider VARCHAR,
+	batch INTEGER NOT NULL,
+	threads INTEGER,
+	accuracy JSON,
+	fidelity JSON,
+	latency_p50_ms FLOAT,
+	latency_p90_ms FLOAT,
+	latency_p99_ms FLOAT,
+	latency_mean_ms FLOAT,
+	latency_std_ms FLOAT,
+	throughput_per_s FLOAT,
+	runs INTEGER,
+	samples INTEGER,
+	size_bytes BIGINT,
+	params BIGINT,
+	environment JSON NOT NULL,
+	created_at DATETIME NOT NULL,
+	CONSTRAINT fk_measurements_dataset_id_datasets FOREIGN KEY(dataset_id) REFERENCES datasets (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_measurements_job_id_jobs FOREIGN KEY(job_id) REFERENCES jobs (id) ON DELETE SET NULL,
+	CONSTRAINT fk_measurements_reference_version_id_model_versions FOREIGN KEY(reference_version_id) REFERENCES model_versions (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_measurements_version_id_model_versions FOREIGN KEY(version_id) REFERENCES model_versions (id) ON DELETE RESTRICT
+);
+CREATE TABLE "model_versions" (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	name VARCHAR NOT NULL,
+	parent_id INTEGER,
+	format VARCHAR NOT NULL,
+	artifact VARCHAR NOT NULL,
+	main_file VARCHAR NOT NULL,
+	weights_file VARCHAR,
+	files JSON NOT NULL,
+	size_bytes BIGINT NOT NULL,
+	params BIGINT,
+	macs BIGINT,
+	inputs JSON NOT NULL,
+	outputs JSON NOT NULL,
+	technique VARCHAR,
+	technique_params JSON NOT NULL,
+	source_path TEXT,
+	source_sha256 VARCHAR,
+	trusted BOOLEAN NOT NULL,
+	created_at DATETIME NOT NULL,
+	notes TEXT NOT NULL,
+	details JSON DEFAULT '{}' NOT NULL,
+	CONSTRAINT fk_model_versions_parent_id_model_versions FOREIGN KEY(parent_id) REFERENCES model_versions (id) ON DELETE RESTRICT
+);
+INSERT INTO "model_versions" VALUES(1,'baseline',NULL,'onnx','ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb','model.onnx',NULL,'["model.onnx"]',1000,650,NULL,'[{"name": "x", "shape": ["batch", 64], "dtype": "float32"}]','[{"name": "y", "shape": ["batch", 10], "dtype": "float32"}]','import','{}','/data/digits.onnx',NULL,0,'2025-02-01 09:00:00.500000','','{}');
+CREATE TABLE project (
+	id INTEGER NOT NULL,
+	name VARCHAR NOT NULL,
+	created_at DATETIME NOT NULL,
+	app_version VARCHAR NOT NULL,
+	CONSTRAINT pk_project PRIMARY KEY (id)
+);
+INSERT INTO "project" VALUES(1,'digits 0003','2025-02-01 09:00:00.000000','0.1.0');
+CREATE INDEX ix_measurements_dataset_id ON measurements (dataset_id);
+CREATE INDEX ix_measurements_job_id ON measurements (job_id);
+CREATE INDEX ix_measurements_reference_version_id ON measurements (reference_version_id);
+CREATE INDEX ix_measurements_version_id ON measurements (version_id);
+CREATE INDEX ix_model_versions_name ON model_versions (name);
+CREATE INDEX ix_model_versions_parent_id ON model_versions (parent_id);
+CREATE INDEX ix_model_versions_artifact ON model_versions (artifact);
+CREATE INDEX ix_jobs_state ON jobs (state);
+CREATE INDEX ix_jobs_input_version_id ON jobs (input_version_id);
+CREATE INDEX ix_jobs_output_version_id ON jobs (output_version_id);
+CREATE INDEX ix_jobs_dataset_id ON jobs (dataset_id);
+DELETE FROM "sqlite_sequence";
+INSERT INTO "sqlite_sequence" VALUES('model_versions',1);
+INSERT INTO "sqlite_sequence" VALUES('jobs',3);
 COMMIT;
 """

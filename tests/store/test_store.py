@@ -183,24 +183,63 @@ def test_jobs_move_through_their_states(store: Store, chain: list[ModelVersion])
         store.get_job(42)
 
 
-def test_running_jobs_become_interrupted_and_finished_ones_stay(store: Store) -> None:
-    queued = store.add_job(kind="measure")
-    running = [store.add_job(kind="optimize") for _ in range(2)]
-    for job in running:
-        store.update_job(job.id, state="running")
-    failed = store.add_job(kind="export")
-    store.update_job(failed.id, state="failed", error="out of memory")
+def test_a_job_records_its_owner_and_a_first_heartbeat(store: Store, db_path: Path) -> None:
+    before = utcnow()
+    job = store.add_job(kind="optimize", owner_host="lab-3", owner_pid=4242, owner_started="boot:981")
+    assert (job.owner_host, job.owner_pid, job.owner_started) == ("lab-3", 4242, "boot:981")
+    assert job.owner_heartbeat is not None and job.owner_heartbeat >= before
+    assert job.owner_heartbeat == job.created_at
+    store.close()
+    with Store.open(db_path) as reopened:
+        assert reopened.get_job(job.id) == job
+        unowned = reopened.add_job(kind="measure")
+    assert (unowned.owner_host, unowned.owner_pid, unowned.owner_heartbeat) == (None, None, None)
 
-    assert store.mark_running_jobs_interrupted() == 2
-    assert store.mark_running_jobs_interrupted() == 0
-    states = {job.id: job for job in store.list_jobs()}
-    assert states[queued.id].state == "queued"
-    assert states[failed.id].state == "failed" and states[failed.id].error == "out of memory"
-    for job in running:
-        assert states[job.id].state == "interrupted"
-        assert states[job.id].finished_at is not None
-        assert "stopped" in states[job.id].message
-    assert [j.id for j in store.list_jobs(states=["interrupted"])] == [j.id for j in running]
+
+def test_one_heartbeat_refreshes_unfinished_jobs_only(store: Store) -> None:
+    jobs = [store.add_job(kind="optimize", owner_host="h", owner_pid=1) for _ in range(3)]
+    store.update_job(jobs[1].id, state="running")
+    store.update_job(jobs[2].id, state="failed", error="out of memory")
+    _set_heartbeats(store, utcnow() - timedelta(hours=1))
+
+    assert store.beat_jobs(job.id for job in jobs) == 2
+    assert store.beat_jobs([]) == 0
+    beats = {job.id: job.owner_heartbeat for job in store.list_jobs()}
+    recent = utcnow() - timedelta(minutes=5)
+    assert beats[jobs[0].id] > recent and beats[jobs[1].id] > recent
+    assert beats[jobs[2].id] < recent  # an ended job's owner has nothing more to say
+
+
+def test_interrupting_a_job_leaves_it_alone_if_it_changed_since_it_was_seen(store: Store) -> None:
+    queued, running, ended, heard = (
+        store.add_job(kind="optimize", owner_host="h", owner_pid=1) for _ in range(4)
+    )
+    running = store.update_job(running.id, state="running")
+    seen_ended = store.get_job(ended.id)
+    store.update_job(ended.id, state="succeeded")
+    seen_heard = store.update_job(heard.id, state="running")
+    _set_heartbeats(store, utcnow() + timedelta(seconds=1), heard.id)  # its owner spoke up since
+
+    assert store.interrupt_job(store.get_job(queued.id), "not started")
+    assert store.interrupt_job(running, "owner gone")
+    assert not store.interrupt_job(seen_ended, "owner gone")
+    assert not store.interrupt_job(seen_heard, "owner gone")
+    assert not store.interrupt_job(running, "owner gone")  # once only
+
+    after = {job.id: job for job in store.list_jobs()}
+    assert (after[queued.id].state, after[queued.id].message) == ("interrupted", "not started")
+    assert (after[running.id].state, after[running.id].message) == ("interrupted", "owner gone")
+    assert after[running.id].finished_at is not None
+    assert after[ended.id].state == "succeeded"
+    assert after[heard.id].state == "running"
+
+
+def _set_heartbeats(store: Store, when: datetime, job_id: int | None = None) -> None:
+    """Move heartbeats in time, as an owner that spoke long ago (or just now) would have left them."""
+    stamp = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    where = "" if job_id is None else f" WHERE id = {int(job_id)}"
+    with store.engine.begin() as connection:
+        connection.execute(text(f"UPDATE jobs SET owner_heartbeat = :stamp{where}"), {"stamp": stamp})
 
 
 def test_sqlite_settings_are_on_for_every_connection(store: Store, db_path: Path) -> None:

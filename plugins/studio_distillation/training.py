@@ -301,6 +301,7 @@ class Trainer:
         if record.val_accuracy is not None:
             parts.append(f"validation top-1 {record.val_accuracy:.2%}")
         parts.append(f"agreement with the teacher {record.val_agreement:.2%}")
+        parts.append(f"{record.seconds:.1f} s")  # per epoch: what the rest of the run will cost
         return ", ".join(parts)
 
 

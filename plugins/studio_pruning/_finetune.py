@@ -67,7 +67,8 @@ def fine_tune(
         shown = "" if row["val_accuracy"] is None else f", validation accuracy {row['val_accuracy']:.2%}"
         report(
             (epoch + 1) / recipe.epochs,
-            f"{label}: epoch {epoch + 1}/{recipe.epochs}, loss {row['loss']:.4f}{shown}",
+            f"{label}: epoch {epoch + 1}/{recipe.epochs}, loss {row['loss']:.4f}, "
+            f"train accuracy {row['train_accuracy']:.2%}{shown}, {row['seconds']:.1f} s",
             force=True,
         )
     module.eval()

@@ -11,6 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from studio.jobs.logs import append_line
 from studio.jobs.runner import worker_main
 from studio.jobs.spec import JobSpec
 
@@ -19,6 +20,10 @@ _SIGNAL_HINTS = {
     "SIGKILL": " (out of memory, or stopped from outside)",
     "SIGSEGV": " (a crash in native code)",
     "SIGBUS": " (a crash in native code)",
+}
+_STOP_LINES = {
+    "cancel": "the job did not stop within its grace period after the cancel; its worker is terminated",
+    "timeout": "the job reached its time limit; its worker is terminated",
 }
 
 
@@ -87,6 +92,8 @@ class WorkerProcess:
 
     def stop(self, reason: str) -> None:
         self.stop_reason, self.terminated_at = reason, time.monotonic()
+        if self.task is not None:  # the job cannot say it any more: its log ends with why
+            append_line(self.task.log_path, _STOP_LINES.get(reason, f"the worker was stopped ({reason})"))
         with contextlib.suppress(OSError):
             self.process.terminate()
 

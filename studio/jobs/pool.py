@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 from studio.api import StudioError
-from studio.jobs.events import JobEvent, eta_seconds
+from studio.jobs.events import JobEvent
 from studio.jobs.local_worker import Task, WorkerProcess, exit_reason, stop_processes
+from studio.jobs.logs import append_line
 from studio.jobs.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -236,8 +237,7 @@ class LocalPool:
             self.events.put(JobEvent("started", job_id, device=w.device))
         elif kind == "progress":
             fraction, text = message[2], message[3]
-            eta = eta_seconds(time.monotonic() - (w.started_at or time.monotonic()), fraction)
-            self.events.put(JobEvent("progress", job_id, fraction, text, eta, device=w.device))
+            self.events.put(JobEvent("progress", job_id, fraction, text, device=w.device))
         else:
             self._finish(w, kind, *message[2:])
 
@@ -259,7 +259,10 @@ class LocalPool:
         self._drain(w)
         w.process.join(0.1)
         if w.task is not None:
-            self._finish(w, "failed", self._death_reason(w))
+            reason = self._death_reason(w)
+            if w.stop_reason is None:  # a stop the pool chose has written its own line already
+                append_line(w.task.log_path, f"failed: {reason}")
+            self._finish(w, "failed", reason)
         pid = w.process.pid
         w.close()
         failed_starts = 0 if w.ready else w.failed_starts + 1

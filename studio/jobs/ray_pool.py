@@ -3,8 +3,9 @@
 A remote task runs the job's target exactly as a local worker does (``runner.run_target``), but
 it never sees this machine's files or database: its output folder is a scratch folder there,
 zipped and sent back as bytes, and unpacked here into the folder the job asked for before the
-job is reported as succeeded. Its log comes back the same way. Progress and the cancel flag go
-through one small actor. A cooperative cancel is asked first; after the grace period the task is
+job is reported as succeeded. Its log comes home while it runs, a chunk of whole lines every
+second, and the rest with the outcome. Progress, log chunks and the cancel flag go through one
+small actor. A cooperative cancel is asked first; after the grace period the task is
 cancelled by force (Ray kills its worker).
 
 Ray is imported only when a ``RayPool`` is made: it is an optional extra (``pip install .[ray]``).
@@ -26,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from studio.api import StudioError
-from studio.jobs.events import JobEvent, eta_seconds
+from studio.jobs.events import JobEvent
 from studio.jobs.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 CANCEL_GRACE_S = 3.0
 POLL_S = 0.05
 CANCEL_CHECK_INTERVAL_S = 0.2
-LOG_LIMIT_BYTES = 4 << 20
+LOG_SEND_INTERVAL_S = 1.0
+LOG_LIMIT_BYTES = 4 << 20  # the most log text one chunk carries; a flood beyond it is left out
 _LOCAL_ADDRESSES = (None, "", "ray", "local")
 
 
@@ -167,13 +169,16 @@ class RayPool:
             task = self._tasks.get(job_id)
             if task is None:
                 return  # a late report about a job already settled
-            if kind == "started":
+            if kind == "log":
+                log_path = task.log_path
+            elif kind == "started":
                 task.started_at = time.monotonic()
                 self.events.put(JobEvent("started", job_id, device=payload[0]))
             elif kind == "progress":
                 fraction, message = payload
-                eta = eta_seconds(time.monotonic() - (task.started_at or time.monotonic()), fraction)
-                self.events.put(JobEvent("progress", job_id, fraction, message, eta))
+                self.events.put(JobEvent("progress", job_id, fraction, message))
+        if kind == "log":
+            _append_log(log_path, payload[0])
 
     def _outcome(self, task: _Task) -> JobEvent:
         try:
@@ -301,7 +306,7 @@ def run_remote(job_id: int, target: str, kwargs: dict, output_dir: str | None, c
     """The body of a Ray task: run the target in a scratch folder, send back outcome, log and output."""
     import ray
 
-    from studio.jobs.logs import job_log
+    from studio.jobs.logs import LogReader, job_log, job_logger
     from studio.jobs.runner import WORKER_DEVICE_ENV, run_target
 
     gpus = ray.get_gpu_ids()
@@ -314,8 +319,12 @@ def run_remote(job_id: int, target: str, kwargs: dict, output_dir: str | None, c
             remote_out.mkdir()
             kwargs = _swap_paths(kwargs, output_dir, str(remote_out))
         log_file = Path(scratch) / "job.log"
-        with job_log(log_file, descriptors=False):
-            print(f"job {job_id}: {target} on Ray node {ray.util.get_node_ip_address()} ({device})")
+        log_file.touch()
+        reader = LogReader(log_file, limit=LOG_LIMIT_BYTES)
+        sender = _LogSender(reader, lambda text: ray.get(channel.report.remote(job_id, "log", text)))
+        with sender, job_log(log_file, descriptors=False):
+            node = ray.util.get_node_ip_address()
+            job_logger.info("job %s: %s on Ray node %s (%s)", job_id, target, node, device)
             outcome = run_target(
                 target, kwargs, lambda m: channel.report.remote(job_id, *m), _CancelFlag(channel, job_id)
             )
@@ -323,7 +332,38 @@ def run_remote(job_id: int, target: str, kwargs: dict, output_dir: str | None, c
         if outcome[0] == "succeeded" and output_dir is not None:
             artifact = _zip_folder(remote_out)
             outcome = ("succeeded", _swap_paths(outcome[1], str(remote_out), output_dir))
-        return {"outcome": list(outcome), "log": _tail(log_file), "artifact": artifact}
+        return {"outcome": list(outcome), "log": reader.read(final=True), "artifact": artifact}
+
+
+class _LogSender:
+    """Sends a remote job's new log lines home every second while the block runs.
+
+    Each chunk is waited for, so every chunk is in the channel before the task returns and the
+    pool appends them to the log file before the rest that comes with the outcome.
+    """
+
+    def __init__(self, reader: Any, send: Any) -> None:
+        self._reader, self._send = reader, send
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="studio-log-sender", daemon=True)
+
+    def __enter__(self) -> _LogSender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(LOG_SEND_INTERVAL_S):
+            text = self._reader.read()
+            if text:
+                try:
+                    self._send(text)
+                except Exception:  # the channel is gone: the rest comes back with the outcome
+                    log.warning("could not send the job's log home", exc_info=True)
+                    return
 
 
 def _swap_paths(value: Any, old: str, new: str) -> Any:
@@ -346,9 +386,3 @@ def _zip_folder(folder: Path) -> bytes:
             if path.is_file() and not path.is_symlink():
                 archive.write(path, path.relative_to(folder).as_posix())
     return buffer.getvalue()
-
-
-def _tail(log_file: Path) -> str:
-    with open(log_file, "rb") as stream:
-        stream.seek(max(0, log_file.stat().st_size - LOG_LIMIT_BYTES))
-        return stream.read().decode("utf-8", errors="replace")

@@ -21,8 +21,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from studio.api import Cancelled, StudioError
-from studio.jobs.events import clamp_fraction
-from studio.jobs.logs import job_log
+from studio.jobs.events import clamp_fraction, duration_text
+from studio.jobs.logs import ProgressLog, job_log, job_logger
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +81,40 @@ def resolve_target(target: str) -> Callable[..., dict]:
 def run_target(
     target: str, kwargs: dict[str, Any], send: Send, cancel_requested: Callable[[], bool]
 ) -> Outcome:
-    """Call the target; every way it can end becomes an outcome, with the traceback in the log."""
-    progress = ThrottledProgress(send)
+    """Call the target and log its run: settings, every progress message, how it ended and its result.
+
+    Every way the target can end becomes an outcome, with the traceback in the log.
+    """
+    for line in summary_lines(kwargs):
+        job_logger.info("  %s", line)
+    started = time.monotonic()
+    outcome = _call_target(target, kwargs, send, cancel_requested)
+    _log_outcome(outcome, time.monotonic() - started)
+    return outcome
+
+
+def _call_target(
+    target: str, kwargs: dict[str, Any], send: Send, cancel_requested: Callable[[], bool]
+) -> Outcome:
+    throttled = ThrottledProgress(send)
+    logged = ProgressLog()
+
+    def progress(fraction: float, message: str = "") -> None:
+        fraction, message = clamp_fraction(fraction), str(message)
+        logged(fraction, message)  # every message reaches the log, even those the throttle drops
+        throttled(fraction, message)
+
     try:
         result = resolve_target(target)(progress, cancel_requested, **kwargs)
-        progress.flush()
+        throttled.flush()
         if not isinstance(result, dict):
             raise StudioError(f"the job's function returned {type(result).__name__}, not a dict")
         return ("succeeded", result)
     except Cancelled:
-        progress.flush()
+        throttled.flush()
         return ("cancelled",)
     except StudioError as error:
-        progress.flush()
+        throttled.flush()
         return ("failed", str(error))
     except MemoryError:
         traceback.print_exc()
@@ -101,6 +122,90 @@ def run_target(
     except (Exception, SystemExit) as error:  # a bug in a target: one line back, the traceback in the log
         traceback.print_exc()
         return ("failed", f"the job failed: {type(error).__name__}: {error}")
+
+
+def _log_outcome(outcome: Outcome, seconds: float) -> None:
+    took = duration_text(seconds) if seconds >= 1.0 else f"{seconds:.2f} s"
+    if outcome[0] == "succeeded":
+        job_logger.info("succeeded in %s", took)
+        for line in summary_lines(outcome[1]):
+            job_logger.info("  %s", line)
+    elif outcome[0] == "failed":
+        job_logger.info("failed after %s: %s", took, outcome[1])
+    else:
+        job_logger.info("cancelled after %s", took)
+
+
+SUMMARY_LINE_CHARS = 400
+
+
+def summary_lines(values: dict[str, Any]) -> list[str]:
+    """A job's settings or result as short "name: value" lines for its log.
+
+    Figures stay figures (``accuracy: top1 0.9833, top5 1``), a list of sentences (a technique's
+    notes) gives one line each, and tables or deep structures shrink to their size, so that the
+    log says what a job was asked and what it found without repeating whole records.
+    """
+    lines: list[str] = []
+    _summarize(values, "", 0, lines)
+    return [_one_line(line) for line in lines]
+
+
+def _summarize(values: dict[str, Any], prefix: str, depth: int, lines: list[str]) -> None:
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if _empty(value):
+            continue
+        if isinstance(value, dict):
+            kept = {k: v for k, v in value.items() if not _empty(v)}
+            if depth == 0 and not all(_is_scalar(v) for v in kept.values()):
+                _summarize(kept, f"{name}.", depth + 1, lines)
+            else:
+                lines.append(f"{name}: " + ", ".join(f"{k} {_compact(v)}" for k, v in kept.items()))
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            lines.extend(f"{name}: {v}" for v in value)  # sentences, such as a technique's notes
+        elif isinstance(value, (list, tuple)) and all(_is_scalar(v) for v in value):
+            lines.append(f"{name}: " + ", ".join(_scalar(v) for v in value))
+        else:
+            lines.append(f"{name}: {_compact(value)}")
+
+
+def _compact(value: Any) -> str:
+    """A value inside a line: figures as they are, short lists of figures in brackets, the rest by size."""
+    if _is_scalar(value):
+        return _scalar(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) <= 8 and all(_is_scalar(v) or isinstance(v, (list, tuple)) for v in value):
+            parts = [_compact(v) for v in value]
+            if all(not p.startswith("(") for p in parts):
+                return "[" + ", ".join(parts) + "]"
+        return _count(len(value), "row", "rows")
+    if isinstance(value, dict):
+        return _count(len(value), "entry", "entries")
+    return str(value)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"({n} {one if n == 1 else many})"
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, list, tuple, dict)) and not value)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split("\n"))
+    return text if len(text) <= SUMMARY_LINE_CHARS else text[: SUMMARY_LINE_CHARS - 1] + "…"
 
 
 def worker_main(device: str, tasks: Connection, events: Connection, cancel) -> None:
@@ -138,11 +243,10 @@ def _run_task(job_id: int, target: str, kwargs: dict, log_path: str, events: Con
         events.send((message[0], job_id, *message[1:]))
 
     with job_log(log_path):
-        print(f"job {job_id}: {target} on {os.environ.get(WORKER_DEVICE_ENV, 'cpu')} (pid {os.getpid()})")
+        device = os.environ.get(WORKER_DEVICE_ENV, "cpu")
+        job_logger.info("job %s: %s on %s (pid %s)", job_id, target, device, os.getpid())
         send(("started",))
         outcome = run_target(target, kwargs, send, cancel.is_set)
-        if outcome[0] == "failed":
-            print(f"job {job_id} failed: {outcome[1]}")
     try:
         send(outcome)
     except Exception as error:  # a result that cannot be pickled

@@ -69,6 +69,7 @@ def execute(
         cancel_requested=cancel_requested,
         resolve=resolve,
     )
+    _log_output_files(Path(job.output_dir))
     return {
         "main": str(result.output.main),
         "kind": result.output.kind,
@@ -76,6 +77,26 @@ def execute(
         "notes": list(result.notes),
         "name": result.name,
     }
+
+
+def _log_output_files(folder: Path) -> None:
+    """The files the step made, with their sizes: the first thing to check when a result looks wrong."""
+    from studio.jobs.logs import job_logger
+
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        job_logger.info("wrote %s (%s)", path.relative_to(folder), size_text(path.stat().st_size))
+
+
+def size_text(size: int) -> str:
+    """A file size in the units people read, such as "41.2 kB"."""
+    if size < 1000:
+        return f"{size} bytes"
+    value = size / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
 
 
 def _limit_threads(threads: int) -> None:

@@ -82,6 +82,32 @@ def write_files(progress: Progress, cancel_requested: CancelRequested, output_di
     return {"main": str(folder / sorted(files)[0]) if files else str(folder), "files": sorted(files)}
 
 
+def train(progress: Progress, cancel_requested: CancelRequested, epochs: int = 3, steps: int = 4) -> dict:
+    """A training-like job: per-step and per-epoch progress with figures, a warning, notes and figures back.
+
+    The steps repeat one message many times over, as a real loop reports its fraction.
+    """
+    import warnings
+
+    losses = []
+    for epoch in range(1, epochs + 1):
+        for step in range(steps):
+            for _ in range(50):
+                progress((epoch - 1 + step / steps) / epochs, f"epoch {epoch}/{epochs}")
+        if epoch == 2:
+            warnings.warn("the learning rate looks high for this batch size", UserWarning, stacklevel=1)
+        loss = round(1.0 / (epoch + 1), 3)
+        losses.append(loss)
+        progress(
+            epoch / epochs, f"epoch {epoch}/{epochs}: loss {loss} acc {0.8 + epoch / 100:.2f} 0.01 s/epoch"
+        )
+    return {
+        "accuracy": {"top1": 0.83, "top5": 0.99},
+        "losses": losses,
+        "notes": ["the best epoch was the last one", "more epochs may help"],
+    }
+
+
 def _run_out_of_memory() -> None:
     """Allocate past a soft address-space limit: a MemoryError without endangering the machine."""
     import resource

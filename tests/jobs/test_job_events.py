@@ -6,17 +6,9 @@ import logging
 import os
 import sys
 
-import pytest
-
-from studio.jobs.events import JobEvent, clamp_fraction, eta_seconds
+from studio.jobs.events import JobEvent, clamp_fraction
 from studio.jobs.logs import job_log
 from studio.jobs.runner import ThrottledProgress
-
-
-def test_eta_follows_the_rate_so_far_and_is_unknown_before_any_progress() -> None:
-    assert eta_seconds(10.0, 0.25) == pytest.approx(30.0)
-    assert eta_seconds(10.0, 1.0) == 0.0
-    assert eta_seconds(10.0, 0.0) is None and eta_seconds(10.0, None) is None
 
 
 def test_progress_from_a_sloppy_target_is_held_to_zero_to_one() -> None:

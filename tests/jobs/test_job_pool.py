@@ -59,6 +59,7 @@ def test_every_way_a_job_can_crash_names_its_reason(pool_events, tmp_path, how: 
     pool.submit(1, spec("crash", how=how), tmp_path / "1.log")
     failed = log.wait_final(1)
     assert failed.kind == "failed" and reason in failed.error
+    assert reason in (tmp_path / "1.log").read_text(), "the log says how the job ended"
     pool.submit(2, spec("echo"), tmp_path / "2.log")
     assert log.wait_final(2).kind == "succeeded"
 
@@ -138,7 +139,6 @@ def test_progress_is_throttled_but_the_last_report_always_arrives(pool_events, t
     progress = [e for e in log.of(1) if e.kind == "progress"]
     assert 2 <= len(progress) <= log.span_s(1) / PROGRESS_INTERVAL_S + 3  # 500 reports, a few sent
     assert progress[-1].fraction == 1.0 and progress[-1].message == "step 500 of 500"
-    assert all(e.eta_s is not None and e.eta_s >= 0 for e in progress)
     kinds = [e.kind for e in log.of(1)]
     assert kinds[0] == "started" and kinds[-1] == "succeeded"
 

@@ -1,18 +1,21 @@
 """Every job of the project as a table row; live figures (progress, ETA) come from job events.
 
 Rows start from the store's records (so jobs of earlier sessions show with their final state)
-and are then kept current by events, never by polling the database.
+and are then kept current by events, never by polling the database. Each running row keeps an
+``EtaEstimator`` fed with the time its progress events arrive, the same estimate the command line
+prints, and counts it down between events.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from studio.jobs.events import JobEvent
+from studio.jobs.events import EtaEstimator, JobEvent, duration_text
 
 if TYPE_CHECKING:
     from studio.store import JobRecord
@@ -41,7 +44,8 @@ class JobRow:
     log_path: str | None
     started_at: datetime | None
     finished_at: datetime | None
-    eta_s: float | None = None
+    eta_s: float | None = None  # the estimate when the last progress event arrived
+    estimator: EtaEstimator = field(default_factory=EtaEstimator, repr=False, compare=False)
 
     @classmethod
     def of(cls, r: JobRecord) -> JobRow:
@@ -77,17 +81,27 @@ class JobRow:
         end = self.finished_at or now or datetime.now(timezone.utc)
         return max(0.0, (_aware(end) - _aware(self.started_at)).total_seconds())
 
-    def apply(self, event: JobEvent) -> None:
+    def eta(self, clock: float | None = None) -> float | None:
+        """Seconds left at ``clock`` (``time.monotonic()`` by default); None when not known."""
+        if self.state != "running":
+            return None
+        return self.estimator.eta(time.monotonic() if clock is None else clock)
+
+    def apply(self, event: JobEvent, clock: float | None = None) -> None:
+        """Take in one event; ``clock`` is when it arrived (``time.monotonic()`` by default)."""
         now = datetime.now(timezone.utc)
+        clock = time.monotonic() if clock is None else clock
         self.state = event.state
         if event.device:
             self.device = event.device
         if event.kind == "started":
             self.started_at = self.started_at or now
+            self.estimator.reset()
+            self.estimator.update(clock, 0.0)
         elif event.kind == "progress":
             self.progress = event.fraction or 0.0
             self.message = event.message
-            self.eta_s = event.eta_s
+            self.eta_s = self.estimator.update(clock, self.progress)
         if event.final:
             self.finished_at = now
             self.eta_s = None
@@ -105,19 +119,6 @@ class JobRow:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 class JobsTableModel(QAbstractTableModel):
@@ -139,21 +140,21 @@ class JobsTableModel(QAbstractTableModel):
         self._rows.insert(0, JobRow.of(record))
         self.endInsertRows()
 
-    def apply(self, event: JobEvent) -> bool:
+    def apply(self, event: JobEvent, clock: float | None = None) -> bool:
         """Update the job's row; False when the job is not in the table (the caller adds it)."""
         for i, row in enumerate(self._rows):
             if row.id == event.job_id:
-                row.apply(event)
+                row.apply(event, clock)
                 self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
                 return True
         return False
 
     def tick(self) -> None:
-        """Repaint the elapsed column of running jobs (once a second)."""
-        column = COLUMNS.index("Elapsed")
+        """Repaint the ETA and elapsed columns of running jobs (once a second): both are clocks."""
+        first, last = COLUMNS.index("ETA"), COLUMNS.index("Elapsed")
         for i, row in enumerate(self._rows):
             if row.state == "running":
-                self.dataChanged.emit(self.index(i, column), self.index(i, column))
+                self.dataChanged.emit(self.index(i, first), self.index(i, last))
 
     def row_at(self, row: int) -> JobRow:
         return self._rows[row]
@@ -203,7 +204,7 @@ def _cell(row: JobRow, column: int) -> str:
     if name == "Progress":
         return f"{100 * row.progress:.0f} %"
     if name == "ETA":
-        return duration_text(row.eta_s) if row.state == "running" else ""
+        return (duration_text(row.eta()) or "unknown") if row.state == "running" else ""
     if name == "Elapsed":
         return duration_text(row.elapsed_s())
     return (row.error or row.message or "").splitlines()[0] if (row.error or row.message) else ""

@@ -1,4 +1,9 @@
-"""Every job: state, device, a progress bar with ETA, elapsed time, cancel, and its log."""
+"""Every job: state, device, a progress bar with ETA, elapsed time, cancel, and its log.
+
+The log pane follows the selected job's log file while the job runs: once a second it reads only
+the bytes written since the last look (``LogReader``), so a long log costs the UI thread a small
+read, never a reload; on selection it shows the last 64 KiB.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +30,14 @@ from PySide6.QtWidgets import (
 )
 
 from studio.jobs.events import JobEvent
+from studio.jobs.logs import LogReader, job_log_path
 from studio.ui.models.jobs_model import COLUMNS, JOB_ID_ROLE, PROGRESS_COLUMN, PROGRESS_ROLE, JobsTableModel
 
 if TYPE_CHECKING:
     from studio.store import JobRecord
 
 LOG_TAIL_BYTES = 64 * 1024
+LOG_MAX_LINES = 20_000  # the pane forgets its oldest lines past this; the file keeps them
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -85,9 +92,11 @@ class JobsPanel(QWidget):
         self.log.setReadOnly(True)
         self.log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.log.setPlaceholderText("Select a job to see its log.")
+        self.log.setMaximumBlockCount(LOG_MAX_LINES)
         self._build_layout()
         self.view.selectionModel().currentRowChanged.connect(lambda *_: self._selection_changed())
         self.logs_dir: Path | None = None  # the project's job logs, one file per job
+        self._log_reader: LogReader | None = None  # the shown log, read on from where it was
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
@@ -124,7 +133,9 @@ class JobsPanel(QWidget):
         found = self.model.apply(event)
         self._after_change()
         if found and event.job_id == self.selected_id():
-            self._selection_changed()
+            self._update_cancel()
+            if event.kind == "started" or event.final:
+                self._follow_log()  # the first lines, or the last ones and how it ended
         return found
 
     def select_job(self, job_id: int) -> None:
@@ -159,7 +170,7 @@ class JobsPanel(QWidget):
         job = self.selected_id()
         row = None if job is None else self.model.find(job)
         if row is not None and row.state == "running":
-            self._show_log(self._log_path(row))
+            self._follow_log()
 
     def _update_cancel(self) -> None:
         job = self.selected_id()
@@ -168,42 +179,40 @@ class JobsPanel(QWidget):
 
     def _selection_changed(self) -> None:
         self._update_cancel()
+        self._follow_log()
+
+    def _follow_log(self) -> None:
+        """Show the selected job's log: from its tail when the job changed, else only what is new."""
         job = self.selected_id()
         row = None if job is None else self.model.find(job)
-        if row is None:
+        if row is None or self.logs_dir is None:
+            self._log_reader = None
             self.log.clear()
+            self.log.setPlaceholderText("Select a job to see its log.")
             return
-        self._show_log(self._log_path(row), row.error)
+        path = job_log_path(self.logs_dir, job)  # the project's own folder, never a path from the database
+        if self._log_reader is None or self._log_reader.path != path:
+            self._log_reader = LogReader(path, tail=LOG_TAIL_BYTES, limit=LOG_TAIL_BYTES)
+            self.log.clear()
+            self.log.setPlaceholderText("(nothing logged yet)")
+        finished = not row.active
+        text = self._log_reader.read(final=finished)
+        if self._log_reader.restarted:
+            self.log.clear()
+        if finished and row.error and row.error not in self.log.toPlainText() + text:
+            text += f"{row.error}\n"  # how it ended, when the job could not write it itself
+        if text:
+            self._append_log(text)
 
-    def _log_path(self, row) -> str | None:
-        """The log in the project's own logs folder, never a path read from the database."""
-        if self.logs_dir is None:
-            return None
-        from studio.jobs.logs import job_log_path
-
-        return str(job_log_path(self.logs_dir, row.id))
-
-    def _show_log(self, path: str | None, error: str | None = None) -> None:
-        text = _tail(Path(path)) if path else ""
-        if error:
-            text = f"{text}\n{error}" if text else error
-        if text != self.log.toPlainText():
-            self.log.setPlainText(text or "(nothing logged yet)")
-            self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
+    def _append_log(self, text: str) -> None:
+        bar = self.log.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 2  # someone reading further up keeps their place
+        self.log.appendPlainText(text.removesuffix("\n"))
+        if at_end:
+            bar.setValue(bar.maximum())
 
     def _cancel_selected(self) -> None:
         job = self.selected_id()
         if job is not None:
             self.cancel_button.setEnabled(False)
             self.cancel_requested.emit(job)
-
-
-def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - LOG_TAIL_BYTES))
-            return f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""

@@ -8,9 +8,54 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from studio.api import StudioError
 
-def project_arg(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument("--project", type=Path, required=required, metavar="DIR", help="the project folder")
+
+def project_arg(
+    p: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    positional: bool = False,
+    help: str = "the project folder",
+) -> None:
+    """``--project DIR``, the one way every command names its project.
+
+    ``positional`` also accepts the folder as a bare word where older releases took it that way
+    (``studio pack DIR OUT.studio``), so scripts written for them keep working; call it where that
+    word stood among the command's positional arguments. :func:`resolve_project` then merges the
+    two spellings.
+    """
+    p.add_argument("--project", type=Path, required=required and not positional, metavar="DIR", help=help)
+    if positional:
+        p.add_argument(
+            _POSITIONAL, nargs="?", type=Path, metavar="PROJECT", help=f"{help}; the same as --project DIR"
+        )
+        # the command's name when a project must be given, for the sentence that asks for one
+        p.set_defaults(**{_NEEDED_BY: p.prog if required else None})
+
+
+_POSITIONAL = "project_positional"
+_NEEDED_BY = "project_needed_by"
+
+
+def resolve_project(args: argparse.Namespace) -> None:
+    """Fold a project given by position into ``args.project``; refuse two different ones, or none.
+
+    Handlers then read ``args.project`` whichever way the user spelled it.
+    """
+    if not hasattr(args, _POSITIONAL):
+        return
+    by_position = getattr(args, _POSITIONAL)
+    needed_by = getattr(args, _NEEDED_BY, None)
+    delattr(args, _POSITIONAL)
+    delattr(args, _NEEDED_BY)
+    if by_position is not None and args.project is not None and by_position != args.project:
+        raise StudioError(
+            f"two projects given ({by_position} and --project {args.project}): give it once, as --project DIR"
+        )
+    args.project = args.project or by_position
+    if args.project is None and needed_by:
+        raise StudioError(f"{needed_by} needs a project: add --project DIR")
 
 
 def json_arg(p: argparse.ArgumentParser) -> None:

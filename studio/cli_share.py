@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from studio.cli_args import emit, json_arg, positive_int, project_arg
+from studio.core.files import DATABASE_NAME
 from studio.tables import human_bytes
 
 # -- export ----------------------------------------------------------------------------------------
@@ -43,8 +44,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from studio.api import StudioError
     from studio.project import Project
 
-    if not (args.project / "studio.sqlite").is_file():
-        raise StudioError(f"{args.project} is not a studio project (no studio.sqlite)")
+    if not (args.project / DATABASE_NAME).is_file():
+        raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     with Project.open(args.project) as project:
         version = project.store.find_version(args.version)
         if args.format == "onnx":
@@ -108,7 +109,7 @@ def tensorrt_export_text(d: dict) -> str:
 
 def register_pack(sub) -> None:
     p = sub.add_parser("pack", help="save a project as one .studio file to share")
-    p.add_argument("project", type=Path, metavar="PROJECT_DIR")
+    project_arg(p, positional=True)
     p.add_argument("out", type=Path, metavar="OUT.studio")
     json_arg(p)
     p.set_defaults(handler=_cmd_pack)
@@ -132,12 +133,11 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 def register_unpack(sub) -> None:
     p = sub.add_parser("unpack", help="open a .studio file as a new project folder (checked before writing)")
     p.add_argument("bundle", type=Path, metavar="FILE.studio")
-    p.add_argument(
-        "target",
-        type=Path,
-        nargs="?",
-        metavar="DIR",
-        help="a new or empty folder (default: a new folder named after the file, beside it)",
+    project_arg(
+        p,
+        required=False,
+        positional=True,
+        help="the project folder to make: new or empty (default: a new folder named after the file, beside it)",
     )
     json_arg(p)
     p.set_defaults(handler=_cmd_unpack)
@@ -147,7 +147,7 @@ def _cmd_unpack(args: argparse.Namespace) -> int:
     from studio.bundle import default_unpack_folder, unpack_bundle
     from studio.core.paths import data_dir
 
-    target = args.target or default_unpack_folder(args.bundle, data_dir() / "projects")
+    target = args.project or default_unpack_folder(args.bundle, data_dir() / "projects")
     result = unpack_bundle(args.bundle, target)
     emit(args, result.to_dict(), unpack_text)
     return 0
@@ -166,7 +166,7 @@ def unpack_text(d: dict) -> str:
 
 def register_report(sub) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page of versions, measurements and charts")
-    p.add_argument("project", type=Path, metavar="PROJECT")
+    project_arg(p, positional=True)
     p.add_argument("--out", type=Path, required=True, metavar="report.html")
     p.add_argument("--csv", type=Path, metavar="measurements.csv", help="also write every measurement as CSV")
     json_arg(p)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import textwrap
+
+import yaml
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
 from studio.tables import human_bytes, human_count, percent, table
 
 
@@ -212,13 +220,126 @@ def recipe_text(result: dict) -> str:
 
 
 def plugins_text(result: dict) -> str:
+    """The techniques as a table, then each one's parameters: what ``--set`` takes, in words."""
     rows = []
     for t in result["techniques"]:
         if t["ok"]:
             rows.append((t["name"], t["title"], "/".join(t["accepts"]) + " → " + t["produces"], t["dataset"]))
         else:
             rows.append((t["name"], f"FAILED TO LOAD: {t['error']}", "-", "-"))
-    return table(["technique", "title", "takes → makes", "dataset"], rows, align="llll")
+    parts = [table(["technique", "title", "takes → makes", "dataset"], rows, align="llll")]
+    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 100))
+    for t in result["techniques"]:
+        if t["ok"] and t.get("parameters") is not None:
+            parts.append(_parameters_text(t, width))
+    parts.append("Set a parameter with: studio optimize MODEL TECHNIQUE --project DIR --set KEY=VALUE")
+    return "\n\n".join(parts)
+
+
+def _parameters_text(t: dict, width: int) -> str:
+    params = t["parameters"]
+    lines = [f"{t['name']}: {t['title']}"]
+    if not params:
+        return lines[0] + ": no parameters"
+    name_width = max(len(p["name"]) for p in params)
+    type_width = min(max(len(p["type"]) for p in params), 40)
+    for p in params:
+        default = "required" if p["required"] else f"default {_setting(p['default'])}"
+        name = p["name"].ljust(name_width)
+        head = f"  {name}  {p['type'].ljust(type_width)}  {default}"
+        if len(head) > width:  # a long list of choices: the default goes under the type
+            head = f"  {name}  {p['type']}\n  {' ' * name_width}  {default}"
+        lines.append(head)
+        if p["help"]:
+            lines += textwrap.wrap(
+                p["help"], width, initial_indent=" " * 6, subsequent_indent=" " * 6, break_on_hyphens=False
+            )
+    return "\n".join(lines)
+
+
+def _setting(value: object) -> str:
+    """A value written the way ``--set KEY=VALUE`` reads it back (YAML: true, null, [a, b])."""
+    if isinstance(value, str):
+        try:
+            plain = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            plain = False
+        return value if plain else json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_setting(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def technique_parameters(model: type[BaseModel]) -> list[dict]:
+    """Each parameter of a technique's Params model: name, type in words, default, help.
+
+    The JSON schema has all of it but reads poorly in a terminal and leaves out defaults made by
+    a factory (an empty list); this is the flat form both the text view and scripts can use.
+    """
+    schema = model.model_json_schema()
+    properties, defs = schema.get("properties", {}), schema.get("$defs", {})
+    out = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        required = field.is_required()
+        default = None if required else to_jsonable_python(field.get_default(call_default_factory=True))
+        out.append(
+            {
+                "name": key,
+                "type": _type_words(properties.get(key, {}), defs),
+                "default": default,
+                "required": required,
+                "help": field.description or properties.get(key, {}).get("description") or "",
+            }
+        )
+    return out
+
+
+_TYPE_WORDS = {
+    "integer": "int",
+    "number": "float",
+    "string": "text",
+    "boolean": "true|false",
+    "object": "mapping",
+    "null": "null",
+}
+
+
+def _type_words(prop: dict, defs: dict) -> str:
+    if "$ref" in prop:
+        target = defs.get(prop["$ref"].rsplit("/", 1)[-1], {})
+        return _type_words(target, defs) if "enum" in target else target.get("title", "object")
+    if "anyOf" in prop:
+        kinds = [_type_words(option, defs) for option in prop["anyOf"]]
+        return " or ".join(dict.fromkeys(kinds))
+    if "enum" in prop:
+        return "|".join(_setting(v) for v in prop["enum"])
+    if "const" in prop:
+        return _setting(prop["const"])
+    kind = prop.get("type")
+    if kind == "array":
+        words = f"list of {_type_words(prop.get('items', {}), defs)}"
+        return words + (f", at least {prop['minItems']}" if prop.get("minItems") else "")
+    words = _TYPE_WORDS.get(kind, kind or "any") if isinstance(kind, str) else "any"
+    bounds = _bounds(prop)
+    return f"{words}, {bounds}" if bounds else words
+
+
+def _bounds(prop: dict) -> str:
+    """A range as ``0 < x ≤ 1``: which ends are open matters (a ratio of 1 is refused)."""
+    low = next(((prop[k], s) for k, s in (("exclusiveMinimum", "<"), ("minimum", "≤")) if k in prop), None)
+    high = next(((prop[k], s) for k, s in (("exclusiveMaximum", "<"), ("maximum", "≤")) if k in prop), None)
+    if low and high:
+        return f"{_number(low[0])} {low[1]} x {high[1]} {_number(high[0])}"
+    if low:
+        return f"x {'>' if low[1] == '<' else '≥'} {_number(low[0])}"
+    if high:
+        return f"x {high[1]} {_number(high[0])}"
+    return ""
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def jobs_text(result: dict) -> str:

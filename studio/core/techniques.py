@@ -101,7 +101,12 @@ def parse_params(technique: Technique, values: dict[str, Any] | Params | None) -
     try:
         return technique.Params.model_validate(dict(values or {}))
     except ValidationError as exc:
-        raise ParameterError(f"{technique.name}: {describe_validation_error(exc)}") from None
+        sentence = describe_validation_error(exc)
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:  # a typo: say what is right
+            known = ", ".join(f.alias or name for name, f in technique.Params.model_fields.items())
+            sentence += f"; its parameters are {known}" if known else "; it takes no parameters"
+        raise ParameterError(f"{technique.name}: {sentence}") from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -7,40 +7,87 @@ is one sentence on stderr and exit code 2; nothing is written to the project in 
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from studio import __version__
 from studio.api import StudioError
-from studio.cli_args import emit, json_arg, positive_int, project_arg, terminal_safe
+from studio.cli_args import emit, json_arg, positive_int, project_arg, resolve_project, terminal_safe
+from studio.core.files import DATABASE_NAME
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program its pipe's reader stopped (128 + SIGPIPE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if _opens_window(argv):
-        from studio.ui.app import main as window
+    """Run one command; a reader that stops early (``studio jobs | head -1``) ends it quietly.
 
-        return window(argv)
-    parser = build_parser()
+    Output goes through a buffer, so a closed pipe may only show when that buffer is flushed:
+    the flush happens here, where the error can be caught, and not at interpreter exit, where
+    Python would print it as an ignored exception.
+    """
+    try:
+        try:
+            return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(argv: list[str]) -> int:
+    if not argv:
+        return _window(argv)
+    parser, commands = _parser_and_commands()
+    if _opens_window(argv, commands):
+        return _window(argv)
+    refusal = _first_word_refusal(argv, commands)
+    if refusal is not None:
+        print(f"studio: error: {terminal_safe(refusal)}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
     try:
-        return args.handler(args) or 0
+        try:
+            resolve_project(args)
+            return args.handler(args) or 0
+        finally:
+            _finish_progress(args)  # a bar left on a terminal line would take the error message in
     except StudioError as exc:
         print(f"studio: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away: not the user's mistake, handled in main
+        raise
     except OSError as exc:  # the machine said no (disk full, a file too large, no permission): one sentence
         print(f"studio: error: {terminal_safe(_os_error_sentence(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("studio: interrupted", file=sys.stderr)
         return 130
+
+
+def _window(argv: list[str]) -> int:
+    from studio.ui.app import main as window
+
+    return window(argv)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so the flush at exit has somewhere to put what is left."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (embedded, replaced): nothing to do
+        pass
 
 
 def _os_error_sentence(exc: OSError) -> str:
@@ -60,35 +107,36 @@ def _os_error_sentence(exc: OSError) -> str:
     return f"{reason}{where}"
 
 
-def _opens_window(argv: list[str]) -> bool:
+def _opens_window(argv: list[str], commands: Sequence[str]) -> bool:
     """`studio` alone, or `studio PATH` (a project folder or a model file), opens the window."""
     if not argv:
         return True
     first = argv[0]
-    return (
-        len(argv) == 1
-        and not first.startswith("-")
-        and first not in _command_names()
-        and Path(first).exists()
-    )
+    return len(argv) == 1 and not first.startswith("-") and first not in commands and Path(first).exists()
 
 
-def _command_names() -> set[str]:
-    return {
-        "demo",
-        "import",
-        "info",
-        "bench",
-        "optimize",
-        "run",
-        "versions",
-        "jobs",
-        "plugins",
-        "devices",
-    } | {"export", "pack", "unpack", "report"}
+def _first_word_refusal(argv: list[str], commands: Sequence[str]) -> str | None:
+    """Why the first word is neither a command nor a path the window opens, as one sentence.
+
+    Said before argparse sees it, whose answer (an "invalid choice" followed by every command
+    name) reads as if only commands were possible when the user meant a project folder.
+    """
+    first = argv[0]
+    if first.startswith("-") or first in commands:
+        return None
+    if Path(first).exists():
+        return f"'{first}' is not a command; to open it in the window, give it alone: studio {first}"
+    close = difflib.get_close_matches(first, commands, n=1)
+    hint = f" (did you mean 'studio {close[0]}'?)" if close else "; `studio --help` lists the commands"
+    return f"no such command, file or project: '{first}'{hint}"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _parser_and_commands()[0]
+
+
+def _parser_and_commands() -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser and its command names, one list, so telling a command from a path never lags."""
     parser = argparse.ArgumentParser(
         prog="studio", description="Make neural networks smaller and faster, and measure what it cost."
     )
@@ -100,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in share_commands:
         register(sub)
-    return parser
+    return parser, list(sub.choices)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,17 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _executor_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor",
-        type=_executor,
         default="local",
         metavar="local|ray|ray://HOST:PORT",
         help="where jobs run: worker processes here (default), a local Ray, or a Ray cluster",
     )
-
-
-def _executor(text: str) -> str:
-    if text in ("local", "ray") or text.startswith("ray://"):
-        return text
-    raise argparse.ArgumentTypeError(f"unknown executor '{text}': use local, ray, or ray://HOST:PORT")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -267,14 +308,15 @@ def _register_bench(sub) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from studio.background import BackgroundJobs
     from studio.cli_views import measurement_text
     from studio.core.benchmark import BenchmarkSettings
     from studio.core.data import bind
     from studio.core.runtime import parse_device
+    from studio.engine import Engine, parse_executor
     from studio.project import Project
     from studio.versions import check_model_file, looks_like_path
 
+    parse_executor(args.executor)
     settings = BenchmarkSettings(
         runtime=args.runtime,
         device=parse_device(args.device),
@@ -291,8 +333,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         checked = check_model_file(
             Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
         )
-    elif not (args.project / "studio.sqlite").is_file():
-        raise StudioError(f"{args.project} is not a studio project (no studio.sqlite)")
+    elif not (args.project / DATABASE_NAME).is_file():
+        raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     if checked is not None and data is not None:
         bind(data, checked.info.inputs)
     with Project.open_or_create(args.project) as project:
@@ -303,13 +345,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 bind(data, list(version.inputs))
         else:
             version = project.add_checked_model(checked)
-        with BackgroundJobs(project, device=settings.device, executor=args.executor) as jobs:
-            measurement = project.measure(
+        with Engine.for_project(project, device=settings.device, executor=args.executor) as engine:
+            measurement = engine.measure(
                 version,
                 dataset=dataset,
                 settings=settings,
                 reference=reference,
-                jobs=jobs,
                 on_progress=_progress_bar(args),
             )
         _finish_progress(args)
@@ -387,14 +428,15 @@ def _register_optimize(sub) -> None:
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
-    from studio.background import BackgroundJobs
     from studio.cli_views import outcome_text
     from studio.core.runtime import parse_device
     from studio.core.techniques import get_technique, parse_assignments, parse_params
-    from studio.optimizing import check_step, outcome_report, prepare_step, run_step
+    from studio.engine import Engine, outcome_report, parse_executor
+    from studio.engine.steps import check_step
     from studio.project import Project
     from studio.versions import check_model_file, looks_like_path
 
+    parse_executor(args.executor)
     device = parse_device(args.device)
     technique = get_technique(args.technique)
     params = parse_params(technique, parse_assignments(args.set))  # refused before anything else
@@ -404,8 +446,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         checked = check_model_file(
             Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
         )
-    elif not (args.project / "studio.sqlite").is_file():
-        raise StudioError(f"{args.project} is not a studio project (no studio.sqlite)")
+    elif not (args.project / DATABASE_NAME).is_file():
+        raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     if checked is not None:  # the step's own checks pass before the file is imported
         check_step(
             technique.name,
@@ -416,12 +458,12 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         )
     with Project.open_or_create(args.project) as project:
         version = project.find_model(args.model) if checked is None else project.add_checked_model(checked)
-        step = prepare_step(project, version, technique.name, params, dataset)
-        with BackgroundJobs(project, device=device, executor=args.executor) as jobs:
-            outcome = run_step(
-                project,
-                step,
-                jobs=jobs,
+        with Engine.for_project(project, device=device, executor=args.executor) as engine:
+            outcome = engine.run_step(
+                version,
+                technique.name,
+                params.model_dump(mode="json"),
+                dataset=dataset,
                 name=args.name,
                 device=device,
                 threads=args.threads,
@@ -448,13 +490,13 @@ def _register_run(sub) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from studio.background import BackgroundJobs
     from studio.cli_views import recipe_text
     from studio.core.recipes import load_recipe
     from studio.core.runtime import parse_device
-    from studio.optimizing import outcome_report, run_recipe
+    from studio.engine import Engine, outcome_report, parse_executor
     from studio.project import Project
 
+    parse_executor(args.executor)
     device = parse_device(args.device)
     recipe = load_recipe(args.recipe)  # every step validated before anything runs
     start = args.model or recipe.model
@@ -462,17 +504,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise StudioError(f"{args.recipe} names no model to start from: add 'model:' or pass --model VERSION")
     with Project.open(args.project) as project:
         version = project.find_model(start)
-        with BackgroundJobs(project, device=device, executor=args.executor) as jobs:
+        with Engine.for_project(project, device=device, executor=args.executor) as engine:
             reports = [
                 outcome_report(project, outcome)
-                for outcome in run_recipe(
-                    project,
+                for outcome in engine.run_recipe(
                     recipe,
                     version,
                     data=args.data,
                     device=device,
                     threads=args.threads,
-                    jobs=jobs,
                     on_progress=_progress_bar(args),
                 )
             ]
@@ -487,6 +527,12 @@ def _register_jobs(sub) -> None:
     p.add_argument("job", nargs="?", type=int, metavar="ID", help="the job, for cancel and log")
     project_arg(p)
     p.add_argument("--state", action="append", help="only jobs in this state (repeatable)")
+    p.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="with log: keep printing new lines until the job has ended (Ctrl-C stops following)",
+    )
     json_arg(p)
     p.set_defaults(handler=_cmd_jobs)
 
@@ -503,13 +549,23 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             return 0
         if args.job is None:
             raise StudioError(f"name the job to {args.action}: studio jobs {args.action} ID --project DIR")
+        if args.follow and (args.action != "log" or args.json):
+            raise StudioError("--follow goes with log and without --json: studio jobs log ID --follow")
         job = store.get_job(args.job)
         if args.action == "log":
-            from studio.jobs.logs import job_log_path
+            from studio.jobs.logs import follow_log, job_log_path
 
             # Always the project's own logs folder: a path stored in the database may come from a
             # stranger's bundle and point anywhere.
             path = job_log_path(project.logs_dir, job.id)
+            if args.follow:
+                try:
+                    for text in follow_log(path, lambda: store.get_job(job.id).finished):
+                        sys.stdout.write(terminal_safe(text))
+                        sys.stdout.flush()
+                except KeyboardInterrupt:  # Ctrl-C ends the following, quietly; the job runs on
+                    pass
+                return 0
             text = path.read_text(errors="replace") if path.is_file() else ""
             emit(args, {"id": job.id, "log_path": str(path), "log": text}, lambda d: d["log"] or "(no log)")
             return 0
@@ -519,38 +575,40 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def _register_plugins(sub) -> None:
-    p = sub.add_parser("plugins", help="the techniques this studio has, and any that failed to load")
+    p = sub.add_parser(
+        "plugins", help="the techniques this studio has, their parameters, and any that failed to load"
+    )
     json_arg(p)
     p.set_defaults(handler=_cmd_plugins)
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from studio.cli_views import plugins_text
+    from studio.cli_views import plugins_text, technique_parameters
     from studio.core.techniques import discover
 
-    entries = [e.to_dict() for e in discover()]
+    entries = []
+    for entry in discover():
+        d = entry.to_dict()  # "params" stays the full JSON schema; "parameters" is its flat reading
+        d["parameters"] = None if entry.technique is None else technique_parameters(entry.technique.Params)
+        entries.append(d)
     emit(args, {"techniques": entries}, plugins_text)
     return 0
 
 
 def _progress_bar(args: argparse.Namespace):
-    """A one-line progress bar on a terminal's stderr; silent when output goes to a file."""
-    if not sys.stderr.isatty():
-        return None
+    """The command's progress reporter on stderr (see studio.cli_progress); ended by _finish_progress."""
+    from studio.cli_progress import progress_reporter
 
-    def show(fraction: float, message: str) -> None:
-        width = 30
-        done = int(round(fraction * width))
-        line = f"\r[{'#' * done}{'.' * (width - done)}] {100 * fraction:5.1f}% {terminal_safe(message[:60])}"
-        sys.stderr.write(line.ljust(110))
-        sys.stderr.flush()
-
-    return show
+    _finish_progress(args)  # a command that reports twice ends the first bar before the second
+    args.progress_reporter = progress_reporter(sys.stderr)
+    return args.progress_reporter
 
 
 def _finish_progress(args: argparse.Namespace) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    reporter = getattr(args, "progress_reporter", None)
+    if reporter is not None:
+        reporter.finish()
+        args.progress_reporter = None
 
 
 def _stderr_line(message: str) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from studio.core.benchmark import BenchmarkSettings
 from studio.core.data import DatasetSpec
 from studio.core.paths import default_demo_project
 from studio.core.resources import resource
+from studio.engine import AUTO_MEASURE, Engine
 from studio.project import Project
 
-DEMO_SETTINGS = BenchmarkSettings(runtime="onnxruntime", device="cpu", batch=1, threads=1, min_seconds=1.0)
+DEMO_SETTINGS = AUTO_MEASURE  # the figures every step is measured with, so the first step has its 'before'
 
 
 def demo_model_files() -> tuple[Path, Path]:
@@ -33,7 +33,10 @@ def run_demo(project_dir: Path | None = None, progress: Callable[[str], None] | 
         say(
             f"Imported the digits CNN as version {baseline.id} ({baseline.name}); measuring on CPU, batch 1, 1 thread…"
         )
-        measurement = project.measure(baseline, dataset=DatasetSpec(source="digits"), settings=DEMO_SETTINGS)
+        with Engine.for_project(project) as engine:
+            measurement = engine.measure(
+                baseline, dataset=DatasetSpec(source="digits"), settings=DEMO_SETTINGS
+            )
         report = project.measurement_report(measurement)
         return {
             "project": str(project.root),

@@ -6,10 +6,9 @@ turns versions into requests and results into rows, and rows into the report use
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from studio.core.benchmark import BenchmarkSettings, MeasurementRequest, ModelRef, measure
+from studio.core.benchmark import BenchmarkSettings, MeasurementRequest, ModelRef
 from studio.core.data import DatasetSpec
 from studio.core.models import ModelFiles
 from studio.core.trust import is_model_trusted
@@ -66,27 +65,6 @@ def record_measurement(
         size_bytes=result.get("size_bytes"),
         params=result.get("params"),
         environment=result.get("environment") or {},
-    )
-
-
-def measure_and_record(
-    store: Store,
-    version: ModelVersion,
-    files: ModelFiles,
-    *,
-    dataset: DatasetSpec | None,
-    settings: BenchmarkSettings,
-    reference: tuple[ModelVersion, ModelFiles] | None = None,
-    run_job: Callable[[MeasurementRequest], dict] | None = None,
-) -> Measurement:
-    """Measure (as a job through ``run_job`` when given, else in a spawned process) and record it."""
-    ref = None if reference is None else model_ref(reference[1], reference[0])
-    request = measurement_request(
-        model_ref(files, version), dataset=dataset, settings=settings, reference=ref
-    )
-    result = run_job(request) if run_job is not None else measure(request)
-    return record_measurement(
-        store, version, result, dataset=dataset, reference=None if reference is None else reference[0]
     )
 
 

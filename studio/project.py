@@ -21,19 +21,14 @@ from typing import TYPE_CHECKING
 
 from studio import __version__
 from studio.api import StudioError
-from studio.core.files import check_artifact_name, fsync_dir, sha256_file, staging_dir
+from studio.core.files import DATABASE_NAME, check_artifact_name, fsync_dir, sha256_file, staging_dir
 from studio.store import Measurement, ModelVersion, Store
 
 if TYPE_CHECKING:
-    from studio.background import BackgroundJobs
-    from studio.core.benchmark import BenchmarkSettings
-    from studio.core.data import DatasetSpec
     from studio.core.graph import ModelInfo
     from studio.core.models import ModelFiles
-    from studio.optimizing import StepOutcome
     from studio.versions import CheckedModel
 
-DATABASE_NAME = "studio.sqlite"
 ARTIFACTS_DIR = "artifacts"
 LOGS_DIR = "logs"
 STAGING_PREFIX = ".staging-"
@@ -93,6 +88,9 @@ class Project:
         project = cls(root, store)
         try:
             project._repair((name or "").strip() or root.name)
+            from studio.jobs.manager import interrupt_abandoned_jobs
+
+            interrupt_abandoned_jobs(store)  # jobs whose studio died, and only those: not a live one's
         except BaseException:
             store.close()
             raise
@@ -253,72 +251,7 @@ class Project:
         files = self.model_files(version)
         return inspect_model(files, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))
 
-    def optimize(
-        self,
-        version: ModelVersion,
-        technique: str,
-        params: dict | None = None,
-        *,
-        dataset: DatasetSpec | None = None,
-        name: str | None = None,
-        device: str = "cpu",
-        threads: int | None = None,
-        jobs: BackgroundJobs | None = None,
-        on_progress=None,
-        should_cancel=None,
-    ) -> StepOutcome:
-        """Run one technique on a version in a worker process; record and measure the result.
-
-        Bad parameters, a format the technique does not take or a dataset that does not fit are
-        refused before any work starts; a step that fails leaves the project unchanged.
-        """
-        from studio.optimizing import prepare_step, run_step
-
-        step = prepare_step(self, version, technique, params, dataset)
-        return run_step(
-            self,
-            step,
-            name=name,
-            device=device,
-            threads=threads,
-            on_progress=on_progress,
-            should_cancel=should_cancel,
-        )
-
     # -- measurements --------------------------------------------------------------------------
-
-    def measure(
-        self,
-        version: ModelVersion,
-        *,
-        dataset: DatasetSpec | None = None,
-        settings: BenchmarkSettings | None = None,
-        reference: ModelVersion | None = None,
-        jobs: BackgroundJobs | None = None,
-        on_progress=None,
-    ) -> Measurement:
-        """Measure a version in a separate process (a job when ``jobs`` is given); record the result."""
-        from studio.core.benchmark import BenchmarkSettings
-        from studio.measurements import measure_and_record
-
-        run_job = None
-        if jobs is not None:
-            from studio.jobs.spec import measurement_spec
-
-            def run_job(request):
-                return jobs.run(
-                    measurement_spec(request, input_version_id=version.id), on_progress=on_progress
-                )
-
-        return measure_and_record(
-            self._store,
-            version,
-            self.model_files(version),
-            dataset=dataset,
-            settings=settings or BenchmarkSettings(),
-            reference=None if reference is None else (reference, self.model_files(reference)),
-            run_job=run_job,
-        )
 
     def measurement_report(self, measurement: Measurement) -> dict:
         from studio.measurements import measurement_report

@@ -1,9 +1,9 @@
 """What the window asks of the project, and what it hears back, as Qt signals.
 
-The controller owns the open ``ProjectSession``, the job bridge and a small pool of background
+The controller owns the open project's ``Engine``, the job bridge and a small pool of background
 threads. Anything that can take longer than a frame (opening a project, importing or inspecting
 a model, building the demo) runs off the UI thread; results and errors come back as signals.
-Views never touch the session: they render what these signals carry.
+Views never touch the engine: they render what these signals carry.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
+from studio.engine.executors import PoolSettings
 from studio.jobs.events import JobEvent
 from studio.ui.background import Background, TaskFailed
 from studio.ui.job_bridge import JobBridge
 from studio.ui.models.figures import VersionFigures, version_figures
-from studio.ui.pool import PoolSettings
 
 if TYPE_CHECKING:
-    from studio.ui.session import ProjectSession
+    from studio.engine import Engine
     from studio.ui.version_view import VersionView
 
 
 class ProjectController(QObject):
-    project_opened = Signal(object)  # ProjectSession
+    project_opened = Signal(object)  # Engine
     project_closed = Signal()
     figures_changed = Signal(list)  # list[VersionFigures]
     jobs_reset = Signal(list)  # list[JobRecord]
@@ -41,7 +41,7 @@ class ProjectController(QObject):
         super().__init__(parent)
         self.pool = pool or PoolSettings()
         self.cache_dir = cache_dir
-        self.session: ProjectSession | None = None
+        self.session: Engine | None = None
         self.figures: list[VersionFigures] = []
         self.background = Background(self)
         self.bridge = JobBridge(self)
@@ -62,19 +62,19 @@ class ProjectController(QObject):
         self.close_project()
         pool = self.pool
 
-        def open_session() -> ProjectSession:
-            from studio.ui.session import ProjectSession
+        def open_session() -> Engine:
+            from studio.ui.session import open_session
 
-            return ProjectSession.open(Path(path), pool, create=create)
+            return open_session(Path(path), pool, create=create)
 
         self.background.run(open_session, self._opened, self._failed)
 
-    def _opened(self, session: ProjectSession) -> None:
+    def _opened(self, session: Engine) -> None:
         if self._closing:  # the window closed while the project was opening
             session.close()
             return
         self.session = session
-        self.bridge.attach(session.manager)
+        self.bridge.attach(session)
         self.busy.emit("")
         self.project_opened.emit(session)
         self.reload_jobs()
@@ -93,7 +93,7 @@ class ProjectController(QObject):
 
     def active_jobs(self) -> list[int]:
         """Jobs of the open project queued or running in this window's workers."""
-        return [] if self.session is None else self.session.manager.active()
+        return [] if self.session is None else self.session.active()
 
     def unpack_and_open(self, bundle: Path, target: Path, *, on_unpacked=None) -> None:
         """Check and unpack a shared project into ``target`` off the UI thread, then open it."""
@@ -197,8 +197,18 @@ class ProjectController(QObject):
             lambda s: s.submit_measure(s.project.store.get_version(version_id), dataset=dataset or None)
         )
 
-    def submit_recipe(self, version_id: int, steps: list, **options: Any) -> None:
-        self._submit(lambda s: s.submit_recipe(s.project.store.get_version(version_id), steps, **options))
+    def submit_recipe(
+        self, version_id: int, steps: list, *, dataset: str | None = None, **options: Any
+    ) -> None:
+        """Queue a recipe from the editor's rows, checked as a recipe file is; ``dataset`` serves
+        every step."""
+        from studio.engine import recipe_of
+
+        self._submit(
+            lambda s: s.submit_recipe(
+                s.project.store.get_version(version_id), recipe_of(steps, data=dataset), **options
+            )
+        )
 
     def _submit(self, submit) -> None:
         session = self.session
@@ -241,7 +251,7 @@ class ProjectController(QObject):
         session = self.session
         self.busy.emit(f"Importing {Path(path).name}…")
         self.background.run(
-            lambda: session.import_model(Path(path), weights=weights, trust=trust),
+            lambda: session.project.import_model(Path(path), weights=weights, trust=trust),
             self._imported,
             self._failed,
         )

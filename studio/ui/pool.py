@@ -1,27 +1,10 @@
-"""Which workers a project's jobs run on: plain settings, cheap to import (no Qt, no torch)."""
+"""Which workers the window's projects run on, from the preferences: cheap to import (no Qt, no torch)."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class PoolSettings:
-    """How many workers to start: ``cpu_workers=None`` keeps one core for the window."""
-
-    cpu_workers: int | None = None
-    gpus: tuple[str, ...] | None = None  # None detects them
-    executor: str = "local"  # or a Ray cluster address, "ray://host:port"
-
-    def make_pool(self):
-        if self.executor.startswith("ray://"):
-            from studio.jobs.ray_pool import RayPool
-
-            return RayPool(self.executor)
-        from studio.jobs.pool import LocalPool
-
-        return LocalPool(devices=None if self.gpus is None else list(self.gpus), cpu_workers=self.cpu_workers)
+from studio.engine.executors import PoolSettings
 
 
 def pool_settings(settings) -> PoolSettings:

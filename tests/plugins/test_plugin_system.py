@@ -203,7 +203,7 @@ def test_cancel_stops_a_running_step_at_its_next_progress_report_and_keeps_nothi
 ) -> None:
     """The cancel reaches the technique through its own progress report (the marker shows it); the
     pool's forced stop after a grace period is not what ended it."""
-    from studio.background import JobCancelled
+    from studio.engine import Engine, JobCancelled
     from studio.project import Project
 
     monkeypatch.syspath_prepend(str(HERE / "faulty"))
@@ -213,8 +213,8 @@ def test_cancel_stops_a_running_step_at_its_next_progress_report_and_keeps_nothi
     with Project.open(project) as p:
         before = p.store.list_versions()
         artifacts = artifact_entries(project)
-        with pytest.raises(JobCancelled):
-            p.optimize(
+        with pytest.raises(JobCancelled), Engine.for_project(p) as engine:
+            engine.run_step(
                 p.store.find_version("base"),
                 "faulty.crash_midway",
                 {"how": "hang", "cancel_marker": str(marker)},

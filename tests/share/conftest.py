@@ -12,6 +12,7 @@ import pytest
 from studio.core.benchmark import BenchmarkSettings
 from studio.core.data import DatasetSpec
 from studio.core.resources import resource
+from studio.engine import Engine
 from studio.project import Project
 from studio.versions import check_model_file
 
@@ -51,8 +52,9 @@ def _make_project(root: Path, scratch: Path) -> None:
             name="architecture",
             trust=True,
         )
-        for version in (baseline, child):
-            project.measure(version, dataset=DatasetSpec(source="digits"), settings=FAST)
+        with Engine.for_project(project) as engine:
+            for version in (baseline, child):
+                engine.measure(version, dataset=DatasetSpec(source="digits"), settings=FAST)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from studio.bundle import Limits, default_unpack_folder, migrate, pack_project, 
 from studio.core.benchmark import BenchmarkSettings
 from studio.core.models import load_torch_module
 from studio.core.trust import grant, is_model_trusted
+from studio.engine import Engine
 from studio.project import Project
 from studio.store import HEAD_REVISION
 from studio.store.db import make_engine
@@ -97,16 +98,24 @@ def test_the_database_copy_is_consistent_compact_and_not_in_wal_mode(bundle: Pat
     connection.close()
 
 
-def test_job_logs_stay_behind(project_dir: Path, tmp_path: Path) -> None:
+def test_job_logs_and_owners_stay_behind(project_dir: Path, tmp_path: Path) -> None:
+    """The receiver gets neither the sender's log files nor which machine and process ran a job;
+    a job unfinished when the project was saved arrives interrupted."""
     with Project.open(project_dir) as project:
         log = project.logs_dir / "job-1.log"
         log.write_text("secret local paths\n")
-        job = project.store.add_job(kind="export", log_path=log)
-    members = read_members(pack_project(project_dir, tmp_path / "p.studio").path)
+        job = project.store.add_job(
+            kind="export", log_path=log, owner_host="senders-laptop", owner_pid=os.getpid(), owner_started="1"
+        )
+        project.store.update_job(job.id, state="running")
+        members = read_members(pack_project(project_dir, tmp_path / "p.studio").path)
     assert not [n for n in members if "log" in n]
+    assert b"senders-laptop" not in members["studio.sqlite"]
     unpacked = unpack_bundle(tmp_path / "p.studio", tmp_path / "copy").path
     with Project.open(unpacked) as copy:
-        assert copy.store.get_job(job.id).log_path is None
+        received = copy.store.get_job(job.id)
+    assert received.log_path is None and received.state == "interrupted"
+    assert (received.owner_host, received.owner_pid, received.owner_started) == (None, None, None)
     assert list((unpacked / "logs").iterdir()) == []
 
 
@@ -252,8 +261,8 @@ def test_a_pickled_module_in_a_bundle_is_accepted_but_never_unpickled(
         assert not is_model_trusted(project.model_files(version))
         with pytest.raises(UntrustedFileError, match="pickled PyTorch module"):
             project.inspect(version)
-        with pytest.raises(UntrustedFileError):
-            project.measure(version, settings=FAST)
+        with pytest.raises(UntrustedFileError), Engine.for_project(project) as engine:
+            engine.measure(version, settings=FAST)
     assert not marker.exists()
 
 
@@ -267,8 +276,11 @@ def test_an_architecture_file_from_a_bundle_stays_untrusted_until_trusted_here(
         files = project.model_files(version)
         assert version.trusted  # what the author decided, recorded in the project…
         assert not is_model_trusted(files)  # …is not a decision on this machine
-        with pytest.raises(UntrustedFileError, match=r"digits_cnn.py is Python code"):
-            project.measure(version, settings=FAST)
+        with (
+            pytest.raises(UntrustedFileError, match=r"digits_cnn.py is Python code"),
+            Engine.for_project(project) as engine,
+        ):
+            engine.measure(version, settings=FAST)
         with pytest.raises(UntrustedFileError):
             load_torch_module(files, trusted=is_model_trusted(files))
         grant(files)

@@ -29,6 +29,11 @@ def open_project(qtbot, window, path: Path) -> None:
         window.open_project(path)
 
 
+def wait_for_plugins(qtbot, window) -> None:
+    """Until the technique list is filled: the plugins load off the UI thread."""
+    qtbot.waitUntil(lambda: window.parts.optimize.technique.count() > 0, timeout=WAIT_MS)
+
+
 def save_screenshot(widget, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -1,32 +1,30 @@
-"""One optimization step on a project: refuse bad requests early, run the step away from the
-database, record its output as a child version, and measure it beside its parent.
+"""What a step is, before and after it runs: the checks that need no work, the job a worker gets,
+the version its output becomes, and the figures reported for it.
 
 The order is the point: every check that needs no work happens before a process starts or a
 file is written; the step writes into a staging folder that is thrown away unless the new
-version is recorded; and the parent is measured with the same settings so a before/after pair
-always exists.
+version is recorded (in the studio's process, never a worker's); and the parent is measured
+with the same settings when it has no such figures, so a before/after pair always exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.api import Params
+from studio.api import Params, StudioError
 from studio.core.benchmark import BenchmarkSettings
 from studio.core.data import DatasetSpec, bind
-from studio.core.files import staging_dir
 from studio.core.models import ModelFormat
 from studio.core.techniques import check_fits, get_technique, parse_params
-from studio.store import Measurement, ModelVersion
+from studio.project import Project
+from studio.store import Measurement, ModelVersion, Store
 
 if TYPE_CHECKING:
-    from studio.background import BackgroundJobs
     from studio.core.recipes import Recipe
     from studio.jobs.worker import TechniqueJob
-    from studio.project import Project
 
 # Measurements made after each step: batch 1 on one thread compares versions most fairly on a
 # desktop; `studio bench` measures any other setting on demand.
@@ -74,120 +72,81 @@ def check_step(
 
 
 def prepare_step(
-    project: Project,
     version: ModelVersion,
     technique: str,
     params: dict[str, Any] | Params | None,
     dataset: DatasetSpec | None,
 ) -> PreparedStep:
+    """The step, checked against the version it starts from."""
     name, parsed = check_step(
         technique, params, format=version.format, inputs=list(version.inputs), dataset=dataset
     )
     return PreparedStep(name, parsed, version, dataset)
 
 
-def run_recipe(
-    project: Project,
-    recipe: Recipe,
-    version: ModelVersion,
-    *,
-    data: str | None = None,
-    device: str = "cpu",
-    threads: int | None = None,
-    jobs: BackgroundJobs | None = None,
-    on_progress: Callable[[float, str], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-) -> Iterator[StepOutcome]:
-    """Run the steps in order, each on the version the one before made."""
-    specs = [_step_dataset(step.data or data or recipe.data) for step in recipe.steps]
-    for spec in {s for s in specs if s is not None}:
-        spec.load()  # a missing dataset is refused before the first step runs
-    first = recipe.steps[0]
-    prepare_step(project, version, first.technique, first.params, specs[0])
-    total = len(recipe.steps)
-    for index, (step, spec) in enumerate(zip(recipe.steps, specs, strict=True)):
-        prepared = prepare_step(project, version, step.technique, step.params, spec)
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a recipe, waiting for the version the step before makes."""
 
-        def scaled(fraction: float, message: str, i: int = index, name: str = prepared.technique) -> None:
-            if on_progress is not None:
-                on_progress((i + fraction) / total, f"step {i + 1}/{total} {name}: {message}")
-
-        outcome = run_step(
-            project,
-            prepared,
-            name=step.name,
-            device=device,
-            threads=threads,
-            on_progress=scaled,
-            should_cancel=should_cancel,
-        )
-        yield outcome
-        version = outcome.version
+    technique: str
+    params: dict[str, Any]
+    name: str | None
+    dataset: DatasetSpec | None
 
 
-def _step_dataset(source: str | None) -> DatasetSpec | None:
-    return None if not source else DatasetSpec(source=str(source))
-
-
-def run_step(
-    project: Project,
-    step: PreparedStep,
-    *,
-    jobs: BackgroundJobs | None = None,
-    name: str | None = None,
-    device: str = "cpu",
-    threads: int | None = None,
-    measure: BenchmarkSettings | None = AUTO_MEASURE,
-    on_progress: Callable[[float, str], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-) -> StepOutcome:
-    """Run the step as a job; its output becomes a version in the manager's process, never the worker's."""
-    from studio.background import BackgroundJobs
-    from studio.jobs.spec import technique_spec
-
-    own = jobs is None
-    jobs = jobs or BackgroundJobs(project, device=device)
-    version = step.version
-    made: dict[str, Any] = {}
-
-    def record(job: Any, result: dict) -> None:
-        made["version"] = record_step_output(
-            project, version, step.technique, step.params.model_dump(mode="json"), job.id, result, name=name
-        )
-
-    try:
-        with staging_dir(project.artifacts_dir) as out:
-            job = technique_job(project, step, output_dir=out, device=device, threads=threads)
-            result = jobs.run(
-                technique_spec(job, input_version_id=version.id),
-                on_done=record,
-                on_progress=on_progress,
-                should_cancel=should_cancel,
+def plan_recipe(recipe: Recipe, data: str | None = None) -> list[PlannedStep]:
+    """The recipe's steps with their datasets (the step's own, else ``data``, else the recipe's);
+    a dataset that cannot be read is refused before the first step runs."""
+    planned = []
+    for step in recipe.steps:
+        source = step.data or data or recipe.data
+        planned.append(
+            PlannedStep(
+                step.technique,
+                step.params.model_dump(mode="json"),
+                step.name,
+                DatasetSpec(source=str(source)) if source else None,
             )
-        new = made["version"]
-        after = before = None
-        if measure is not None:
-            after = project.measure(new, dataset=step.dataset, settings=measure, jobs=jobs)
-            before = comparable_measurement(project, version, after) or project.measure(
-                version, dataset=step.dataset, settings=measure, jobs=jobs
-            )
-    finally:
-        if own:
-            jobs.close()
-    return StepOutcome(new, after, before, list(result.get("notes") or []))
+        )
+    for spec in {s.dataset for s in planned if s.dataset is not None}:
+        spec.load()
+    return planned
 
 
-def comparable_measurement(project: Project, version: ModelVersion, like: Measurement) -> Measurement | None:
-    """The latest measurement of ``version`` taken the way ``like`` was (device, runtime, batch,
-    threads, dataset), so before/after figures compare like with like."""
-    for m in reversed(project.store.list_measurements(version.id)):
-        if (m.device, m.runtime, m.batch, m.threads, m.dataset_id) == (
-            like.device,
-            like.runtime,
-            like.batch,
-            like.threads,
-            like.dataset_id,
+def recipe_of(steps: Sequence[Any], *, data: str | None = None) -> Recipe:
+    """A recipe from editor rows (objects with ``technique``, ``params`` and ``name``), checked by
+    the same parser as a recipe file: each technique known, its parameters valid, and each step
+    accepting what the one before produces."""
+    import yaml
+
+    from studio.core.recipes import parse_recipe
+
+    if not steps:
+        raise StudioError("the recipe has no steps")
+    rows = [
+        {"technique": s.technique, "params": dict(s.params), **({"name": s.name} if s.name else {})}
+        for s in steps
+    ]
+    return parse_recipe(yaml.safe_dump({**({"data": data} if data else {}), "steps": rows}, sort_keys=False))
+
+
+def comparable_measurement(
+    store: Store, version: ModelVersion, settings: BenchmarkSettings, dataset: DatasetSpec | None
+) -> Measurement | None:
+    """The latest measurement of ``version`` taken the way ``settings`` and ``dataset`` would take
+    it (device, runtime, batch, threads, the same dataset), so before/after figures compare like
+    with like."""
+    wanted_dataset = None if dataset is None else dataset.model_dump(mode="json")
+    for m in reversed(store.list_measurements(version.id)):
+        if (m.device, m.runtime, m.batch, m.threads) != (
+            settings.device,
+            settings.runtime,
+            settings.batch,
+            settings.threads,
         ):
+            continue
+        used = None if m.dataset_id is None else store.get_dataset(m.dataset_id).spec
+        if used == wanted_dataset:
             return m
     return None
 

@@ -20,6 +20,7 @@ from studio.cli_args import emit, json_arg, positive_int, project_arg, resolve_p
 from studio.core.files import DATABASE_NAME
 
 EXIT_USAGE = 2
+EXIT_COLLAPSED = 3  # a step's result was recorded, but it follows its parent poorly (studio.core.gate)
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program its pipe's reader stopped (128 + SIGPIPE)
 
 
@@ -422,9 +423,49 @@ def _register_optimize(sub) -> None:
     p.add_argument("--name", help="name of the new version")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the step")
+    _min_fidelity_arg(p)
     _executor_arg(p)
     json_arg(p)
     p.set_defaults(handler=_cmd_optimize)
+
+
+def _min_fidelity_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-fidelity",
+        type=_fraction,
+        default=None,
+        metavar="F",
+        help="refuse a result that follows its parent less closely than F (0-1) on held-out samples; "
+        "without it such a result is kept, with a warning and exit code 3",
+    )
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a fidelity floor is a number from 0 to 1, not {text!r}")
+    return value
+
+
+def _warn_collapsed(reports: list[dict]) -> int:
+    """A last line on stderr for every result whose fidelity collapsed, and exit code 3; else 0."""
+    collapsed = [r for r in reports if (r.get("gate") or {}).get("collapsed")]
+    for r in collapsed:
+        gate = r["gate"]
+        figure = (
+            f"{100 * gate['figure']:.1f} %" if gate["rule"] == "top-1 agreement" else f"{gate['figure']:.4f}"
+        )
+        print(
+            terminal_safe(
+                f"warning: v{r['id']} ({r['name']}) follows its parent poorly: {gate['rule']} {figure} on "
+                f"{gate['samples']} held-out samples, below {gate['floor']:g}; check it before you use it"
+            ),
+            file=sys.stderr,
+        )
+    return EXIT_COLLAPSED if collapsed else 0
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
@@ -458,7 +499,9 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         )
     with Project.open_or_create(args.project) as project:
         version = project.find_model(args.model) if checked is None else project.add_checked_model(checked)
-        with Engine.for_project(project, device=device, executor=args.executor) as engine:
+        with Engine.for_project(
+            project, device=device, executor=args.executor, min_fidelity=args.min_fidelity
+        ) as engine:
             outcome = engine.run_step(
                 version,
                 technique.name,
@@ -470,8 +513,9 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                 on_progress=_progress_bar(args),
             )
         _finish_progress(args)
-        emit(args, outcome_report(project, outcome), outcome_text)
-    return 0
+        report = outcome_report(project, outcome)
+        emit(args, report, outcome_text)
+    return _warn_collapsed([report])
 
 
 def _register_run(sub) -> None:
@@ -484,6 +528,7 @@ def _register_run(sub) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the steps")
+    _min_fidelity_arg(p)
     _executor_arg(p)
     json_arg(p)
     p.set_defaults(handler=_cmd_run)
@@ -504,7 +549,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise StudioError(f"{args.recipe} names no model to start from: add 'model:' or pass --model VERSION")
     with Project.open(args.project) as project:
         version = project.find_model(start)
-        with Engine.for_project(project, device=device, executor=args.executor) as engine:
+        with Engine.for_project(
+            project, device=device, executor=args.executor, min_fidelity=args.min_fidelity
+        ) as engine:
             reports = [
                 outcome_report(project, outcome)
                 for outcome in engine.run_recipe(
@@ -518,7 +565,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ]
         _finish_progress(args)
         emit(args, {"recipe": str(args.recipe), "steps": reports}, recipe_text)
-    return 0
+    return _warn_collapsed(reports)
 
 
 def _register_jobs(sub) -> None:

@@ -91,8 +91,11 @@ class _Followups:
 class Engine:
     """A project, its job manager and its workers, in this process. Close it (or use ``with``)."""
 
-    def __init__(self, project: Project, pool: Any, *, owns_project: bool = False) -> None:
+    def __init__(
+        self, project: Project, pool: Any, *, owns_project: bool = False, min_fidelity: float | None = None
+    ) -> None:
         self._project = project
+        self.min_fidelity = min_fidelity  # a step whose result follows its parent less closely is refused
         self._pool = pool
         self._owns_project = owns_project
         self._manager = JobManager(project.store, pool, project.logs_dir)
@@ -118,11 +121,22 @@ class Engine:
 
     @classmethod
     def for_project(
-        cls, project: Project, *, device: str = "cpu", executor: str = "local", cpu_workers: int = 1
+        cls,
+        project: Project,
+        *,
+        device: str = "cpu",
+        executor: str = "local",
+        cpu_workers: int = 1,
+        min_fidelity: float | None = None,
     ) -> Engine:
         """Workers for jobs on ``device`` (and CPU workers for the measurements): what a command
-        or a script needs. The project stays the caller's to close."""
-        return cls(project, settings_for_device(executor, device, cpu_workers=cpu_workers).make_pool())
+        or a script needs. The project stays the caller's to close.
+
+        ``min_fidelity`` turns the gate's warning into a refusal: a step's result that follows its
+        parent less closely than that on held-out samples is not recorded (see studio.core.gate).
+        """
+        pool = settings_for_device(executor, device, cpu_workers=cpu_workers).make_pool()
+        return cls(project, pool, min_fidelity=min_fidelity)
 
     @property
     def project(self) -> Project:
@@ -403,7 +417,14 @@ class Engine:
             then,
             watched,
         )
-        job = technique_job(self._project, prepared, output_dir=out, device=device, threads=threads)
+        job = technique_job(
+            self._project,
+            prepared,
+            output_dir=out,
+            device=device,
+            threads=threads,
+            fidelity_floor=self.min_fidelity,
+        )
         try:
             return self._manager.submit(
                 technique_spec(job, input_version_id=version.id),

@@ -152,7 +152,13 @@ def comparable_measurement(
 
 
 def technique_job(
-    project: Project, step: PreparedStep, *, output_dir: Path, device: str = "cpu", threads: int | None = None
+    project: Project,
+    step: PreparedStep,
+    *,
+    output_dir: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    fidelity_floor: float | None = None,
 ) -> TechniqueJob:
     """The step as plain data for a worker: the model's files, the dataset, and every version of
     the project by "v3", "3" and name, for techniques that name another one (a distillation student)."""
@@ -173,6 +179,7 @@ def technique_job(
         threads=threads,
         output_dir=str(output_dir),
         versions=refs,
+        fidelity_floor=fidelity_floor,
     )
 
 
@@ -222,6 +229,7 @@ def outcome_report(project: Project, outcome: StepOutcome) -> dict:
         "params_count": v.params,
         "macs": v.macs,
         "notes": outcome.notes,
+        "gate": v.details.get("gate"),
         "details": v.details,
         "measurements": after,
         "parent_measurements": before,

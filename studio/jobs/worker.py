@@ -34,6 +34,7 @@ class TechniqueJob(BaseModel):
     threads: int | None = None
     output_dir: str
     versions: dict[str, ModelRef] = {}  # "v3", "3" and names → files, for steps that name another version
+    fidelity_floor: float | None = None  # the user's: a result below it is refused, not kept with a warning
 
 
 def execute(
@@ -70,13 +71,49 @@ def execute(
         resolve=resolve,
     )
     _log_output_files(Path(job.output_dir))
+    if progress is not None:
+        progress(1.0, "checking the result against its parent on held-out samples")
+    gate = _gate(job, Path(result.output.main))
+    notes = list(result.notes)
+    if gate.collapsed:
+        notes.append(
+            f"Warning: this result follows its parent poorly: {gate.sentence()}, below {gate.floor:g}. "
+            "Check it before you use it."
+        )
     return {
         "main": str(result.output.main),
         "kind": result.output.kind,
-        "details": result.details,
-        "notes": list(result.notes),
+        "details": {**result.details, "gate": gate.to_dict()},
+        "notes": notes,
         "name": result.name,
     }
+
+
+def _gate(job: TechniqueJob, output_main: Path):
+    """The output against its parent (studio.core.gate), both run by ONNX Runtime on this worker's CPU."""
+    from studio.core.gate import check_step_output
+    from studio.core.models import collect_files
+    from studio.core.runtime import open_runner
+    from studio.core.trust import is_model_trusted
+    from studio.jobs.logs import job_logger
+
+    shapes = None if job.model.input_shapes is None else [tuple(s) for s in job.model.input_shapes]
+    output_files = collect_files(output_main)
+    parent = open_runner(
+        job.model.files(), threads=job.threads, trusted=job.model.trusted, input_shapes=shapes
+    )
+    try:
+        output = open_runner(
+            output_files, threads=job.threads, trusted=is_model_trusted(output_files), input_shapes=shapes
+        )
+        try:
+            report = check_step_output(parent, output, job.dataset, floor=job.fidelity_floor)
+        finally:
+            output.close()
+    finally:
+        parent.close()
+    job_logger.info("%s: %s", "COLLAPSED" if report.collapsed else "gate passed", report.sentence())
+    return report
 
 
 def _log_output_files(folder: Path) -> None:

@@ -39,7 +39,7 @@ def test_a_step_on_cuda_0_runs_there_and_is_measured_on_the_cpu(
     assert result.returncode == 0, result.stderr
     assert result.json()["measurements"]["device"] == "cpu"
 
-    jobs = studio_cli("jobs", "--project", demo, "--json").json()
+    jobs = studio_cli("jobs", "--project", demo, "--json").json()["jobs"]
     devices = {(j["kind"], j["state"], j["device"]) for j in jobs}
     assert ("optimize", "succeeded", "cuda:0") in devices
     assert ("measure", "succeeded", "cpu") in devices

@@ -46,7 +46,24 @@ class VersionFigures:
 
     @property
     def label(self) -> str:
-        return f"v{self.id} {self.name}"
+        return f"{'⚠ ' if self.collapsed else ''}v{self.id} {self.name}"
+
+    @property
+    def collapsed(self) -> bool:
+        """The step's result follows its parent poorly on held-out samples (studio.core.gate)."""
+        return bool((self.details.get("gate") or {}).get("collapsed"))
+
+    @property
+    def gate_text(self) -> str | None:
+        """The gate's figure as a user reads it, or None for an import (it has no parent)."""
+        gate = self.details.get("gate")
+        if not gate:
+            return None
+        figure = (
+            f"{100 * gate['figure']:.1f} %" if gate["rule"] == "top-1 agreement" else f"{gate['figure']:.4f}"
+        )
+        verdict = "follows its parent poorly" if gate.get("collapsed") else "follows its parent"
+        return f"{verdict}: {gate['rule']} {figure} on {gate['samples']} held-out samples ({gate['source']})"
 
     @property
     def is_root(self) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QPalette
+from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from studio.ui.models.figures import VersionFigures, children_of, human_bytes, human_count, millis, percent
 
 VERSION_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+COLLAPSED_COLOUR = QColor("#c0392b")  # a result that follows its parent poorly: readable on light and dark
 _COLUMNS = ("Version", "Size", "Latency p50", "Top-1")  # technique and parameters: in the tooltip
 
 _ROLES = frozenset(
@@ -135,6 +136,8 @@ class LineageModel(QAbstractItemModel):
             return fig.id
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(fig)
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0 and fig.collapsed:
+            return QBrush(COLLAPSED_COLOUR)
         if role == Qt.ItemDataRole.ForegroundRole and index.column() >= 2 and fig.measurements == 0:
             return QBrush(QApplication.palette().color(QPalette.ColorRole.PlaceholderText))
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= 1:
@@ -158,6 +161,8 @@ def _tooltip(fig: VersionFigures) -> str:
         lines.append(f"measured on {fig.measured_on} ({fig.measurements} measurement(s))")
     else:
         lines.append("not measured yet")
+    if fig.gate_text:
+        lines.append(fig.gate_text)
     if fig.notes:
         lines.append(fig.notes)
     return "\n".join(lines)

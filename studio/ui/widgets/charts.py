@@ -104,11 +104,12 @@ class ResultsScatter(pg.GraphicsLayoutWidget):
             y=ys,
             data=[f.id for f in measured],
             brush=[brush(family_colour(f.technique)) for f in measured],
-            symbol=["star" if f.is_root else "o" for f in measured],
+            symbol=["star" if f.is_root else "x" if f.collapsed else "o" for f in measured],
             size=[16 if f.is_root else 11 for f in measured],
             pen=self._pen,
         )
-        front = pareto_front(list(zip(xs.tolist(), ys.tolist(), strict=True)))
+        trusted = [i for i, f in enumerate(measured) if not f.collapsed]  # a broken result is no choice
+        front = [trusted[i] for i in pareto_front([(xs[i], ys[i]) for i in trusted])]
         self.front_ids = [measured[i].id for i in front]
         if front:
             self.front.setData(xs[front], ys[front])

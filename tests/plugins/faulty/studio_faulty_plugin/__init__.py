@@ -52,3 +52,35 @@ class TorchOnly(Technique):
 
     def run(self, params: Params, ctx: Context) -> TechniqueResult:
         return TechniqueResult(ctx.save_torch(ctx.model.load_torch()))
+
+
+class BreakOutput(Technique):
+    name = "faulty.break_output"
+    title = "Break the output"
+    help = "Returns the model with its output cut to one column, or turned upside down (negated)."
+    accepts = ("onnx", "torch")
+    produces = "onnx"
+
+    class Params(Params):
+        how: str = Field("negate", pattern="^(negate|cut)$", description="negate or cut")
+
+    def run(self, params: Params, ctx: Context) -> TechniqueResult:
+        import onnx
+        from onnx import helper
+
+        model = onnx.load(str(ctx.model.onnx_path()))
+        graph = model.graph
+        output = graph.output[0]
+        inner = output.name + "_before"
+        for node in graph.node:
+            node.output[:] = [inner if name == output.name else name for name in node.output]
+        if params.how == "negate":
+            graph.node.append(helper.make_node("Neg", [inner], [output.name]))
+        else:
+            for name, values in (("cut_starts", [0]), ("cut_ends", [1]), ("cut_axes", [1])):
+                graph.initializer.append(helper.make_tensor(name, onnx.TensorProto.INT64, [1], values))
+            graph.node.append(
+                helper.make_node("Slice", [inner, "cut_starts", "cut_ends", "cut_axes"], [output.name])
+            )
+            output.type.tensor_type.shape.dim[1].dim_value = 1
+        return TechniqueResult(ctx.save_onnx(model))

@@ -1,8 +1,9 @@
 """Running an architecture ``.py`` file: the one place the studio executes a model's own code.
 
-Callers ask only after the user trusted the file (:mod:`studio.core.trust`); the loaders in
-:mod:`studio.core.models` and the structure files in :mod:`studio.core.torch_structure` both
-build models this way, so the rules below hold for every model the studio builds from source.
+Callers ask only after the user trusted the file (:mod:`studio.core.trust`); the architecture
+format (:mod:`studio.core.formats.architecture`) and the structure files in
+:mod:`studio.core.torch_structure` both build models this way, so the rules below hold for every
+model the studio builds from source.
 """
 
 from __future__ import annotations

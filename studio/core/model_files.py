@@ -1,6 +1,6 @@
 """What a model is on disk: its format and the set of files that make it up.
 
-Kept apart from the loaders in :mod:`studio.core.models` so that the modules those loaders use
+Kept apart from the loaders in :mod:`studio.core.formats` so that the modules those loaders use
 (the structure files of changed PyTorch models) can name a model's files without importing them.
 """
 

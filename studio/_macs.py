@@ -30,6 +30,17 @@ def node_macs(node: onnx.NodeProto, shapes: Shapes) -> int:
 
     ``shapes`` is what shape inference found (and the initializers' dims); a shape with a
     symbolic dimension counts as unknown, so fix the batch first (or map it to 1) to count it.
+    Where "unknown" must not read as 0 (a layer table), use :func:`known_node_macs`.
+    """
+    return known_node_macs(node, shapes) or 0
+
+
+def known_node_macs(node: onnx.NodeProto, shapes: Shapes) -> int | None:
+    """MACs of one ONNX node, or None when a shape its rule needs is unknown.
+
+    Operators without a rule cost 0 (they are not counted, whatever their shapes); a rule's
+    operator costs None rather than 0 when shape inference left a dimension symbolic, missing
+    or negative (``-1`` is how some files write "any size", and must never be multiplied in).
     """
     rule = _ONNX_RULES.get(node.op_type)
     if rule is None:
@@ -37,7 +48,7 @@ def node_macs(node: onnx.NodeProto, shapes: Shapes) -> int:
     try:
         return rule(node, shapes)
     except (IndexError, KeyError, TypeError, ValueError):  # a shape inference could not find
-        return 0
+        return None
 
 
 def module_macs(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> int:
@@ -110,7 +121,7 @@ def _product(dims: Sequence[int]) -> int:
 
 def _known(shapes: Shapes, name: str) -> tuple[int, ...]:
     shape = shapes[name]
-    if any(not isinstance(d, int) for d in shape):
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
         raise TypeError(name)
     return tuple(shape)  # type: ignore[arg-type]
 

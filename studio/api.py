@@ -153,7 +153,7 @@ class ModelHandle(Protocol):
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     params: int
-    macs: int
+    macs: int | None  # None when a shape the count needs cannot be known
 
     def onnx_path(self) -> Path:
         """The model as one ONNX file (torch models are exported once, then reused)."""

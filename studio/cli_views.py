@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from studio.tables import human_bytes, human_count, percent, table
+from studio.tables import UNKNOWN, human_bytes, human_count, percent, table
 
 
 def _shape(shape: list) -> str:
@@ -29,7 +29,7 @@ def version_text(v: dict) -> str:
         f"  format     {v['format']}",
         f"  size       {human_bytes(v['size_bytes'])}",
         f"  params     {human_count(v['params'])}",
-        f"  MACs       {human_count(v['macs'])}",
+        f"  MACs       {human_count(v['macs'], missing=UNKNOWN)}",
         f"  artifact   {v['artifact'][:16]}…",
     ]
     if v.get("technique") and v["technique"] != "import":
@@ -38,25 +38,27 @@ def version_text(v: dict) -> str:
 
 
 def info_text(info: dict, *, limit: int | None = None) -> str:
-    total = info["macs"] or 0
+    """The summary and the layer table; a MAC count that cannot be known reads "unknown"."""
+    total = info["macs"]
     layers = info["layers"]
     if limit is not None:
-        layers = sorted(layers, key=lambda layer: layer["macs"], reverse=True)[:limit]
+        layers = sorted(layers, key=lambda layer: _macs_key(layer["macs"]), reverse=True)[:limit]
     rows = [
         (
             layer["name"],
             layer["op"],
             _shape(layer["output_shape"]) if layer["output_shape"] is not None else "?",
             layer["params"],
-            layer["macs"],
-            f"{100 * layer['macs'] / total:.1f}%" if total else "-",
+            UNKNOWN if layer["macs"] is None else layer["macs"],
+            f"{100 * layer['macs'] / total:.1f}%" if total and layer["macs"] is not None else "-",
         )
         for layer in layers
     ]
     ops = ", ".join(f"{op} {n}" for op, n in sorted(info["op_histogram"].items(), key=lambda kv: -kv[1]))
     head = [
         f"format: {info['format']}   size: {human_bytes(info['size_bytes'])}   "
-        f"params: {human_count(info['params'])}   MACs: {human_count(info['macs'])}"
+        f"params: {human_count(info['params'], missing=UNKNOWN)}   "
+        f"MACs: {human_count(info['macs'], missing=UNKNOWN)}{_counted_at(info)}"
         + (f"   opset: {info['opset']}" if info.get("opset") else ""),
         _tensors("inputs", info["inputs"]),
         _tensors("outputs", info["outputs"]),
@@ -65,6 +67,19 @@ def info_text(info: dict, *, limit: int | None = None) -> str:
         table(["name", "op", "output", "params", "MACs", "share"], rows, align="lllrrr"),
     ]
     return "\n".join(head)
+
+
+def _macs_key(macs: int | None) -> int:
+    return -1 if macs is None else macs
+
+
+def _counted_at(info: dict) -> str:
+    """The input size MACs are for, shown where the model leaves sizes besides the batch open."""
+    at = info.get("counted_inputs")
+    open_sizes = any(not isinstance(d, int) for spec in info["inputs"] for d in spec["shape"][1:])
+    if info["macs"] is None or not at or not open_sizes:
+        return ""
+    return " at input " + ", ".join(_shape(shape) for shape in at.values())
 
 
 def _accuracy_cell(m: dict | None) -> str:

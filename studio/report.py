@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from studio import __version__
 from studio.api import StudioError
 from studio.core.files import atomic_write_text
-from studio.tables import human_bytes, human_count, millis, pareto_front, percent
+from studio.tables import UNKNOWN, human_bytes, human_count, millis, pareto_front, percent
 
 if TYPE_CHECKING:
     from studio.project import Project
@@ -224,7 +224,7 @@ def _versions_table(versions: list[dict]) -> str:
             (v["format"], False),
             (human_bytes(v["size_bytes"]), True),
             (human_count(v["params"]), True),
-            (human_count(v["macs"]), True),
+            (human_count(v["macs"], missing=UNKNOWN), True),
             (_when(v["created_at"]), False),
         ]
         for v in versions

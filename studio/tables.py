@@ -47,6 +47,7 @@ def _cell(v: object) -> str:
 
 
 MISSING = "-"  # what stands for a figure that was not measured
+UNKNOWN = "unknown"  # what stands for a count that cannot be known (a MAC count without shapes)
 
 
 def human_bytes(n: float | None, *, missing: str = MISSING) -> str:

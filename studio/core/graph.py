@@ -1,42 +1,38 @@
 """The layer table: what each node of a model does, its output shape, parameters and MACs.
 
-Everything is read from the ONNX graph with shape inference; the model is never run, so a
-model that does not fit this machine's memory or has no runtime here can still be inspected.
-PyTorch models are converted to a temporary ONNX file first and inspected the same way.
-MACs are counted by :func:`studio.api.node_macs`, with the rules the techniques use too.
+Shapes come from shape inference (:mod:`studio.core.shape_inference`), so a model that does
+not fit this machine's memory or has no runtime here can still be inspected; only when
+inference leaves a size that a MAC count needs unknown is the model run once, on a sample
+input, to read it. PyTorch models are converted to a temporary ONNX file first and inspected
+the same way. MACs are counted with the rules of :mod:`studio._macs`, which the techniques use
+too. A count that cannot be known is None, never 0: a 0 would read as "free".
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.api import node_macs
+from studio._macs import known_node_macs
 from studio.core.models import (
     ModelFiles,
     ModelFormat,
     TensorSpec,
     count_parameters,
     export_torch_files,
-    initializer_sizes,
     learned_inputs,
     load_onnx,
     onnx_io_specs,
-    onnx_parameter_count,
 )
+from studio.core.shape_inference import Shape, constant_tensor, infer_shapes, subgraphs
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
-
-Shape = tuple[int | str | None, ...]
-
-# Initializers larger than this are copied without their data for shape inference: only small
-# ones (shape operands) matter to it, and copying the weights would double the memory.
-_SMALL_INITIALIZER = 64
 
 
 @dataclass
@@ -45,7 +41,7 @@ class Layer:
     op: str
     output_shape: Shape | None
     params: int
-    macs: int
+    macs: int | None  # None: a shape this node's count needs could not be found
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -62,9 +58,12 @@ class ModelInfo:
     size_bytes: int
     op_histogram: dict[str, int]
     layers: list[Layer]
-    macs: int
+    macs: int | None  # None when some layer's MACs cannot be known: a partial sum would mislead
     opset: int | None
     producer: str | None
+    # The concrete input shapes the layer shapes and MACs are for (batch 1, open sizes filled
+    # from the recorded shapes or the sample a run accepted); None while some size stays open.
+    counted_inputs: dict[str, list[int]] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +77,7 @@ class ModelInfo:
             "macs": self.macs,
             "opset": self.opset,
             "producer": self.producer,
+            "counted_inputs": None if self.counted_inputs is None else dict(self.counted_inputs),
         }
 
 
@@ -85,80 +85,247 @@ class ModelInfo:
 # Layers of an ONNX graph
 
 
-def onnx_layers(model: onnx.ModelProto, batch: int = 1) -> list[Layer]:
-    """One row per top-level node; shapes and MACs are for a batch of ``batch``."""
-    shapes = _inferred_shapes(model, batch)
-    sizes = initializer_sizes(model.graph)
+def onnx_layers(
+    model: onnx.ModelProto,
+    batch: int = 1,
+    *,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+    base_dir: Path | None = None,
+) -> list[Layer]:
+    """One row per top-level node; shapes and MACs are for a batch of ``batch``.
+
+    ``input_shapes`` (one full shape per input) fills the sizes the file leaves open;
+    ``base_dir`` is where external weights lie, should the model have to be run for shapes.
+    """
+    return _counted(model, batch, input_shapes, base_dir)[0]
+
+
+def _counted(
+    model: onnx.ModelProto,
+    batch: int,
+    input_shapes: Sequence[Sequence[int]] | None,
+    base_dir: Path | None,
+) -> tuple[list[Layer], dict[str, list[int]] | None]:
+    """The layer rows, and the concrete input shapes they are for (when every size is known)."""
+    graph = model.graph
+    constants = _constant_values(graph)
+    inferred = infer_shapes(
+        model,
+        batch=batch,
+        input_shapes=input_shapes,
+        base_dir=base_dir,
+        unknown=lambda shapes: _missing_shapes(graph, shapes),
+    )
+    shapes = inferred.shapes
+    sizes = weight_sizes(graph, constants)
+    weights = _read_as_weights(graph)
     counted: set[str] = set()
     layers = []
-    for index, node in enumerate(model.graph.node):
+    for index, node in enumerate(graph.node):
         params = 0
         for name in learned_inputs(node):
-            if name in sizes and name not in counted:
+            if name in sizes and name in weights and name not in counted:
                 counted.add(name)
                 params += sizes[name]
         output = shapes.get(node.output[0]) if node.output else None
         name = node.name or f"{node.op_type}_{index}"
-        layers.append(Layer(name, node.op_type, output, params, node_macs(node, shapes)))
-    return layers
+        layers.append(Layer(name, node.op_type, output, params, _node_macs(node, shapes, constants)))
+    at = None if inferred.inputs is None else {k: list(v) for k, v in inferred.inputs.items()}
+    return layers, at
 
 
-def _inferred_shapes(model: onnx.ModelProto, batch: int) -> dict[str, Shape]:
+# =============================================================================================
+# Parameters: where weights live
+
+
+# Indices, shapes and flags are never learned values, whatever operand they fill.
+_NOT_WEIGHT_TYPES = frozenset({7, 8, 9})  # INT64, STRING, BOOL
+# These read their input's shape, not its values: a weight they read is not used as one.
+_SHAPE_READERS = frozenset({"Shape", "Size"})
+
+
+def weight_sizes(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Element count of every tensor that may hold weights, by name, in a graph and its subgraphs.
+
+    Initializers (dense and sparse), ``Constant`` nodes, and ``ConstantOfShape`` nodes whose
+    shape is a constant. A Constant's scalar is a literal written in code (a 0.5 in GELU, an
+    epsilon), not a learned value; an initializer's is kept, as exporters store learned scalars
+    there.
+    """
+    sizes: dict[str, int] = {}
+    for tensor in graph.initializer:
+        if tensor.data_type not in _NOT_WEIGHT_TYPES:
+            sizes[tensor.name] = _elements(tensor.dims)
+    for sparse in graph.sparse_initializer:
+        sizes[sparse.values.name] = _elements(sparse.dims)
+    for node in graph.node:
+        tensor = constant_tensor(node)
+        if tensor is not None and tensor.dims and tensor.data_type not in _NOT_WEIGHT_TYPES:
+            sizes[node.output[0]] = _elements(tensor.dims)
+        elif node.op_type == "ConstantOfShape" and node.input and node.input[0] in constants:
+            fill = next((a.t for a in node.attribute if a.name == "value"), None)
+            dims = [int(d) for d in constants[node.input[0]].reshape(-1)]
+            if (fill is None or fill.data_type not in _NOT_WEIGHT_TYPES) and all(d >= 0 for d in dims):
+                sizes[node.output[0]] = _elements(dims)
+        for sub in subgraphs(node):
+            sizes.update(weight_sizes(sub, constants))
+    return sizes
+
+
+def _read_as_weights(graph: onnx.GraphProto) -> set[str]:
+    """Names read as operands of computation whose result reaches the graph's outputs.
+
+    This leaves out constants that only feed shape arithmetic (the padding an EfficientNet
+    works out from its input's size, a reshape's target) and nodes nothing reads. Walked
+    backwards until nothing changes, so a graph stored out of order is still followed.
+    """
+    reached = {value.name for value in graph.output}
+    while True:
+        before = len(reached)
+        for node in reversed(graph.node):
+            if node.op_type in _SHAPE_READERS or not any(name in reached for name in node.output):
+                continue
+            reached.update(learned_inputs(node))
+        if len(reached) == before:
+            return reached
+
+
+def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Small constants with their data (initializers and Constant nodes, subgraphs included):
+    shapes for ConstantOfShape, trip counts and conditions for Loop."""
     import onnx
+    from onnx import numpy_helper
 
-    light = _shape_only_copy(model, batch)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
-    except Exception:  # a graph shape inference cannot follow still gets a table, without shapes
-        inferred = light
-    graph = inferred.graph
-    shapes = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-            shapes[value.name] = tuple(_dim(d) for d in value.type.tensor_type.shape.dim)
-    return shapes
-
-
-def _dim(d) -> int | str | None:
-    if d.HasField("dim_value"):
-        return d.dim_value
-    return d.dim_param or None
+    values: dict[str, np.ndarray] = {}
+    tensors = list(graph.initializer) + [t for n in graph.node if (t := constant_tensor(n)) is not None]
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or _elements(tensor.dims) > 4096:
+            continue
+        try:
+            values[tensor.name] = numpy_helper.to_array(tensor)
+        except Exception:  # a type numpy cannot hold, or a sparse value's missing data
+            continue
+    for node in graph.node:
+        for sub in subgraphs(node):
+            values.update(_constant_values(sub))
+    return values
 
 
-def _shape_only_copy(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
-    """The model without its weights' data, with every symbolic batch dimension set to ``batch``."""
-    import onnx
-
-    light = onnx.ModelProto()
-    light.ir_version = model.ir_version
-    light.opset_import.extend(model.opset_import)
-    light.functions.extend(model.functions)
-    graph = light.graph
-    graph.node.extend(model.graph.node)
-    graph.input.extend(model.graph.input)
-    graph.output.extend(model.graph.output)
-    graph.value_info.extend(model.graph.value_info)
-    for tensor in model.graph.initializer:
-        graph.initializer.append(_light_tensor(tensor))
-    weights = {t.name for t in graph.initializer}
-    for value in graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if value.name not in weights and dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_value = batch
-    return light
+def _elements(dims: Sequence[int]) -> int:
+    count = 1
+    for d in dims:
+        count *= int(d)
+    return count
 
 
-def _light_tensor(tensor: onnx.TensorProto) -> onnx.TensorProto:
-    import onnx
+# =============================================================================================
+# MACs, subgraphs included
 
-    elements = 1
-    for d in tensor.dims:
-        elements *= d
-    if elements <= _SMALL_INITIALIZER and tensor.data_location != onnx.TensorProto.EXTERNAL:
-        return tensor
-    light = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type)
-    light.dims.extend(tensor.dims)
-    return light
+
+def _node_macs(
+    node: onnx.NodeProto, shapes: Mapping[str, Shape], constants: Mapping[str, np.ndarray]
+) -> int | None:
+    """A node's MACs, with what its subgraphs compute; None where that cannot be known.
+
+    An If costs what its branches cost when they cost the same; a Loop its body times a trip
+    count fixed in the file; a Scan its body times the scanned length.
+    """
+    if node.op_type == "If":
+        counts = {_graph_macs(g, shapes, constants) for g in subgraphs(node)}
+        return counts.pop() if len(counts) == 1 else None
+    if node.op_type == "Loop":
+        return _loop_macs(node, shapes, constants)
+    if node.op_type == "Scan":
+        return _scan_macs(node, shapes, constants)
+    own = known_node_macs(node, shapes)
+    inner = [_graph_macs(g, shapes, constants) for g in subgraphs(node)]
+    if own is None or any(count != 0 for count in inner):  # how often an unknown op runs them
+        return None
+    return own
+
+
+def _graph_macs(
+    graph: onnx.GraphProto, shapes: Mapping[str, Shape], constants: Mapping[str, np.ndarray]
+) -> int | None:
+    total = 0
+    for node in graph.node:
+        macs = _node_macs(node, shapes, constants)
+        if macs is None:
+            return None
+        total += macs
+    return total
+
+
+def _loop_macs(
+    node: onnx.NodeProto, shapes: Mapping[str, Shape], constants: Mapping[str, np.ndarray]
+) -> int | None:
+    body = next(subgraphs(node), None)
+    per_iteration = 0 if body is None else _graph_macs(body, shapes, constants)
+    if per_iteration == 0 or per_iteration is None:
+        return per_iteration
+    trips = _scalar(constants, node.input[0] if node.input else "")
+    if trips is None:
+        return None
+    condition = node.input[1] if len(node.input) > 1 else ""
+    if condition:
+        first = _scalar(constants, condition)
+        if first is None or (first and not _condition_passes_through(body, constants)):
+            return None  # the body decides when to stop
+        if not first:
+            return 0
+    return int(trips) * per_iteration
+
+
+def _condition_passes_through(body: onnx.GraphProto, constants: Mapping[str, np.ndarray]) -> bool:
+    """Whether a Loop body hands its condition on unchanged (or as a constant true)."""
+    if len(body.input) < 2 or not body.output:
+        return False
+    given, returned = body.input[1].name, body.output[0].name
+    if returned == given or _scalar(constants, returned):
+        return True
+    producer = next((n for n in body.node if returned in n.output), None)
+    return producer is not None and producer.op_type == "Identity" and list(producer.input) == [given]
+
+
+def _scan_macs(
+    node: onnx.NodeProto, shapes: Mapping[str, Shape], constants: Mapping[str, np.ndarray]
+) -> int | None:
+    body = next(subgraphs(node), None)
+    per_iteration = 0 if body is None else _graph_macs(body, shapes, constants)
+    if per_iteration == 0 or per_iteration is None:
+        return per_iteration
+    attrs = {a.name: a for a in node.attribute}
+    scanned = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0
+    if scanned < 1:
+        return None
+    first = node.input[len(node.input) - scanned]
+    axes = list(attrs["scan_input_axes"].ints) if "scan_input_axes" in attrs else [0]
+    shape = shapes.get(first)
+    if not shape:
+        return None
+    length = shape[axes[0] % len(shape)]
+    if not isinstance(length, int) or length < 0:
+        return None
+    return length * per_iteration
+
+
+def _scalar(constants: Mapping[str, np.ndarray], name: str) -> int | None:
+    value = constants.get(name) if name else None
+    if value is None or value.size != 1:
+        return None
+    return int(value.reshape(-1)[0])
+
+
+def _missing_shapes(graph: onnx.GraphProto, shapes: Mapping[str, Shape]) -> bool:
+    """Whether some counted operator, here or in a subgraph, lacks a shape it needs."""
+    return any(known_node_macs(node, shapes) is None for node in _all_nodes(graph))
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for sub in subgraphs(node):
+            yield from _all_nodes(sub)
 
 
 # =============================================================================================
@@ -171,16 +338,21 @@ def inspect_model(
     trusted: bool = False,
     input_shapes: Sequence[tuple[int, ...]] | None = None,
 ) -> ModelInfo:
-    """Summarise a model without running it (PyTorch models are converted, never executed on data)."""
+    """Summarise a model (PyTorch models are converted, never executed on data).
+
+    An ONNX model is run once on a sample input only when shape inference leaves a size a MAC
+    count needs unknown; ``input_shapes`` gives the sizes its file leaves open.
+    """
     if files.format is ModelFormat.ONNX:
-        return _inspect_onnx(files)
+        return _inspect_onnx(files, input_shapes)
     return _inspect_torch(files, trusted=trusted, input_shapes=input_shapes)
 
 
-def _inspect_onnx(files: ModelFiles) -> ModelInfo:
+def _inspect_onnx(files: ModelFiles, input_shapes: Sequence[tuple[int, ...]] | None) -> ModelInfo:
     model = load_onnx(files, load_external_data=False)
     inputs, outputs = onnx_io_specs(model)
-    return _summary(files, model, inputs, outputs, onnx_parameter_count(model))
+    layers, at = _counted(model, 1, input_shapes, files.main.parent)
+    return _summary(files, model, inputs, outputs, layers, sum(layer.params for layer in layers), at)
 
 
 def _inspect_torch(files: ModelFiles, *, trusted: bool, input_shapes) -> ModelInfo:
@@ -189,14 +361,23 @@ def _inspect_torch(files: ModelFiles, *, trusted: bool, input_shapes) -> ModelIn
             files, Path(tmp) / "model.onnx", trusted=trusted, input_shapes=input_shapes
         )
         model = load_onnx(ModelFiles(path, ModelFormat.ONNX))
+        layers, at = _counted(model, 1, None, Path(tmp))
     _, outputs = onnx_io_specs(model)
-    info = _summary(files, model, specs, outputs, count_parameters(module))
+    info = _summary(files, model, specs, outputs, layers, count_parameters(module), at)
     info.opset, info.producer = None, None
     return info
 
 
-def _summary(files: ModelFiles, model, inputs, outputs, params: int) -> ModelInfo:
-    layers = onnx_layers(model)
+def _summary(
+    files: ModelFiles,
+    model: onnx.ModelProto,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    layers: list[Layer],
+    params: int,
+    counted_inputs: dict[str, list[int]] | None,
+) -> ModelInfo:
+    macs = [layer.macs for layer in layers]
     return ModelInfo(
         format=files.format.value,
         inputs=inputs,
@@ -205,11 +386,12 @@ def _summary(files: ModelFiles, model, inputs, outputs, params: int) -> ModelInf
         size_bytes=files.size_bytes(),
         op_histogram=dict(Counter(node.op_type for node in model.graph.node).most_common()),
         layers=layers,
-        macs=sum(layer.macs for layer in layers),
+        macs=None if None in macs else sum(m for m in macs if m is not None),
         opset=_default_opset(model),
         producer=" ".join(p for p in (model.producer_name, model.producer_version) if p) or None,
+        counted_inputs=counted_inputs,
     )
 
 
-def _default_opset(model) -> int | None:
+def _default_opset(model: onnx.ModelProto) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

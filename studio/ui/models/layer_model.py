@@ -2,6 +2,7 @@
 
 Display text and sort keys are separate roles, so that sorting by MACs sorts numbers, and a
 graph of thousands of nodes sorts in the proxy without formatting a string per comparison.
+A MAC count that cannot be known (None) reads "unknown", never blank or 0, and sorts below 0.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
+from studio.tables import UNKNOWN
 from studio.ui.models.figures import human_count
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -26,14 +28,19 @@ class LayerTableModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._layers: list[Any] = []
-        self._total_macs = 0
+        self._total_macs: int | None = 0
 
     def set_layers(self, layers: Sequence[Any]) -> None:
         """``layers``: objects with name, op, output_shape, params and macs (``Layer`` rows)."""
         self.beginResetModel()
         self._layers = list(layers)
-        self._total_macs = sum(layer.macs for layer in self._layers)
+        self._total_macs = total_macs(self._layers)
         self.endResetModel()
+
+    @property
+    def total_macs(self) -> int | None:
+        """The rows' MACs summed; None when a row's count is unknown (a partial sum would mislead)."""
+        return self._total_macs
 
     def layer(self, row: int) -> Any:
         return self._layers[row]
@@ -66,7 +73,10 @@ class LayerTableModel(QAbstractTableModel):
         return None
 
     def share(self, layer: Any) -> float:
-        return layer.macs / self._total_macs if self._total_macs else 0.0
+        """A row's fraction of all MACs; 0 where either count is unknown (shown blank)."""
+        if not self._total_macs or layer.macs is None:
+            return 0.0
+        return layer.macs / self._total_macs
 
     def _text(self, row: int, layer: Any, column: int) -> str:
         if column == 0:
@@ -80,14 +90,21 @@ class LayerTableModel(QAbstractTableModel):
         if column == 4:
             return human_count(layer.params) if layer.params else ""
         if column == 5:
+            if layer.macs is None:
+                return UNKNOWN
             return human_count(layer.macs) if layer.macs else ""
         share = self.share(layer)
         return f"{100 * share:.1f} %" if share else ""
 
     def _key(self, row: int, layer: Any, column: int) -> Any:
-        return (row, layer.name, layer.op, _shape(layer.output_shape), layer.params, layer.macs, layer.macs)[
-            column
-        ]
+        macs = -1 if layer.macs is None else layer.macs
+        return (row, layer.name, layer.op, _shape(layer.output_shape), layer.params, macs, macs)[column]
+
+
+def total_macs(layers: Sequence[Any]) -> int | None:
+    """Sum of the layers' MACs, or None when one of them is unknown."""
+    macs = [layer.macs for layer in layers]
+    return None if None in macs else sum(macs)
 
 
 def _shape(shape: Sequence | None) -> str:

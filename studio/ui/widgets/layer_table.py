@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio import tables
 from studio.ui.models.figures import human_bytes, human_count
 from studio.ui.models.layer_model import NAME_ROLE, LayerFilterProxy, LayerTableModel
 
@@ -60,10 +61,9 @@ class LayerTable(QWidget):
         self, title: str, layers: Sequence[Any], *, params: int | None, size: int | None
     ) -> None:
         self.model.set_layers(layers)
-        macs = sum(layer.macs for layer in layers)
         self.summary.setText(
             f"<b>{title}</b> — {len(layers)} layers, {human_count(params)} parameters, "
-            f"{human_count(macs)} MACs, {human_bytes(size)}"
+            f"{tables.human_count(self.model.total_macs, missing=tables.UNKNOWN)} MACs, {human_bytes(size)}"
         )
         self.view.resizeColumnsToContents()
         self.view.setColumnWidth(1, min(self.view.columnWidth(1), 200))

@@ -12,6 +12,9 @@ import contextlib
 import io
 import logging
 import math
+import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +72,7 @@ class Prepared:
     source: Path
     notes: list[str] = field(default_factory=list)
     from_gemm: list[str] = field(default_factory=list)  # MatMul nodes that were Gemm nodes
+    per_channel_possible: bool = True  # False below opset 13, where DequantizeLinear has no axis
 
 
 # -- quiet libraries ------------------------------------------------------------------------------
@@ -92,6 +96,35 @@ def quiet() -> Iterator[None]:
     finally:
         root.removeHandler(guard)
         root.setLevel(level)
+
+
+@contextlib.contextmanager
+def workspace() -> Iterator[Path]:
+    """Run ONNX Runtime's quantization tools in a private folder, removed afterwards.
+
+    They write scratch files where they please: the symbolic shape inference of pre-processing
+    saves ``sym_shape_infer_temp.onnx`` and a ``<uuid>.data`` beside it into the current directory
+    when it gives up, and the quantizers make folders through ``tempfile``. Both the current
+    directory and ``tempfile``'s default folder point into one private folder for the call, so
+    nothing is left in the user's directory or in the system's temporary folder. Paths given to
+    the tools must be absolute.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="studio-quantize-")).resolve()
+    try:
+        cwd: str | None = os.getcwd()
+    except FileNotFoundError:  # the user's directory was removed; there is nothing to return to
+        cwd = None
+    default_temp = tempfile.tempdir
+    os.chdir(folder)
+    tempfile.tempdir = str(folder)
+    try:
+        with quiet():
+            yield folder
+    finally:
+        tempfile.tempdir = default_temp
+        if cwd is not None:
+            os.chdir(cwd)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- reading the float model ----------------------------------------------------------------------
@@ -130,8 +163,9 @@ def check_node_names(model: onnx.ModelProto, names: Iterable[str]) -> None:
         )
 
 
-def initializer_names(model: onnx.ModelProto) -> set[str]:
-    return {t.name for t in model.graph.initializer}
+def initializer_names(model: onnx.ModelProto | onnx.GraphProto) -> set[str]:
+    graph = getattr(model, "graph", model)
+    return {t.name for t in graph.initializer}
 
 
 def name_unnamed_nodes(model: onnx.ModelProto) -> None:
@@ -213,10 +247,32 @@ def tensor_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 
 
 def conv_share(model: onnx.ModelProto) -> float:
-    """Fraction of the weighted multiply-adds that are convolutions (0 when nothing is counted)."""
+    """Fraction of the weighted multiply-adds that are convolutions, on the graph's declared shapes
+    (0 when nothing is counted).
+
+    A symbolic height or width counts as 1 here, so this is no ground for a decision on a model
+    with free spatial dimensions: choices go by ``_compute.conv_share``, which counts on a real input.
+    """
     nodes = weighted_nodes(model, ("MatMul", "Gemm", *CONV_OPS), const_weight_only=False)
     total = sum(n.macs for n in nodes)
     return sum(n.macs for n in nodes if n.op in CONV_OPS) / total if total else 0.0
+
+
+def fixed_batch(path: Path) -> int | None:
+    """The batch size the ONNX file was exported with, or None when it takes any.
+
+    Read from the file that is quantized rather than from the model's description, so that every
+    run made here (calibration, probes) feeds batches this very graph accepts.
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = initializer_names(graph)
+    for value in graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name not in weights and dims and dims[0].dim_value > 0:
+            return dims[0].dim_value
+    return None
 
 
 # -- preparing --------------------------------------------------------------------------------------
@@ -225,20 +281,24 @@ def conv_share(model: onnx.ModelProto) -> float:
 def prepare(ctx: Context, *, preprocess: bool, gemm_to_matmul: bool = False) -> Prepared:
     """A float copy of the input in scratch space: nodes named, and pre-processed when asked.
 
-    Pre-processing (ONNX Runtime's ``quant_pre_process``: shape inference and graph
-    optimisation) folds constant subgraphs, such as a transposed weight, into initializers the
-    quantizer can see, and gives calibration the shapes it needs. A model it cannot handle is
-    quantized as it is, with a note. Gemm nodes are split after it, since its optimiser fuses
-    MatMul + Add back into Gemm.
+    Old exports are made fit first (see ``_legacy``): weights listed as inputs become plain
+    weights, and the opset is raised to 13. Pre-processing (ONNX Runtime's ``quant_pre_process``:
+    shape inference and graph optimisation) folds constant subgraphs, such as a transposed
+    weight, into initializers the quantizer can see, and gives calibration the shapes it needs. A
+    model it cannot handle is quantized as it is, with a note. Gemm nodes are split after it,
+    since its optimiser fuses MatMul + Add back into Gemm.
     """
     import onnx
 
-    source = ctx.model.onnx_path()
-    folder = ctx.temp_dir()
+    from ._legacy import modernize
+
+    source = ctx.model.onnx_path().resolve()
+    folder = ctx.temp_dir().resolve()
     model = onnx.load(str(source))
     name_unnamed_nodes(model)
+    modernized = modernize(model)
     path = save_model(model, folder / "float.onnx")
-    notes: list[str] = []
+    notes = list(modernized.notes)
     if preprocess:
         target = folder / "preprocessed.onnx"
         problem = _preprocess(path, target, large=model.ByteSize() > LARGE_MODEL_BYTES)
@@ -257,7 +317,13 @@ def prepare(ctx: Context, *, preprocess: bool, gemm_to_matmul: bool = False) -> 
             notes.append(
                 f"{count} Gemm node(s) were rewritten as MatMul + Add so that they could be quantized."
             )
-    return Prepared(path, source, notes, from_gemm=split if gemm_to_matmul else [])
+    return Prepared(
+        path,
+        source,
+        notes,
+        from_gemm=split if gemm_to_matmul else [],
+        per_channel_possible=modernized.per_channel_possible,
+    )
 
 
 def _preprocess(source: Path, target: Path, *, large: bool) -> str | None:
@@ -267,7 +333,7 @@ def _preprocess(source: Path, target: Path, *, large: bool) -> str | None:
     problem = None
     for options in attempts:
         try:
-            with quiet():
+            with workspace():
                 quant_pre_process(str(source), str(target), save_as_external_data=large, **options)
             return None
         except Exception as exc:  # each fallback does less; the last failure is what we report
@@ -324,14 +390,39 @@ def split_gemms(model: onnx.ModelProto) -> list[str]:
 
 
 def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+    """Remove weights no node reads, and any graph input of theirs, which nobody could feed."""
     used = {name for node in model.graph.node for name in node.input}
     used |= {o.name for o in model.graph.output}
+    dropped = {t.name for t in model.graph.initializer if t.name not in used}
     keep = [t for t in model.graph.initializer if t.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
+    inputs = [i for i in model.graph.input if i.name not in dropped]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
 
 
 # -- after quantizing -------------------------------------------------------------------------------
+
+
+def refuse_unchanged(technique: str, changed: bool, candidates: int, ops: Iterable[str]) -> None:
+    """A result in which no node was quantized is the float model under a new name: refuse it.
+
+    Handing it over would record an "int8" version that is not one, and any speed-up measured on
+    it would be noise.
+    """
+    if changed:
+        return
+    kinds = "/".join(dict.fromkeys(ops))
+    if not candidates:
+        raise ParameterError(
+            f"{technique} found no {kinds} node with constant weights in this model, so there is nothing "
+            "to quantize"
+        )
+    raise ParameterError(
+        f"{technique} quantized none of the model's {candidates} {kinds} node(s), so the result would "
+        "be the float model; check nodes_to_exclude"
+    )
 
 
 def file_size(path: Path) -> int:
@@ -351,7 +442,9 @@ def quantized_nodes(candidates: Iterable[QNode], quantized_model: onnx.ModelProt
     """The candidates the quantizer changed.
 
     Dynamic (QOperator) quantization replaces a node by an integer one of another name; QDQ keeps
-    the node and feeds it from DequantizeLinear; a quantized Gather reads an 8-bit table.
+    the node and feeds its weight from DequantizeLinear; a quantized Gather reads an 8-bit table.
+    A node kept in float may still read a dequantized activation (its producer was quantized), so
+    what counts is its weight, or both operands of a product of two activations.
     """
     import onnx
 
@@ -362,7 +455,14 @@ def quantized_nodes(candidates: Iterable[QNode], quantized_model: onnx.ModelProt
     changed = []
     for candidate in candidates:
         node = kept.get((candidate.name, candidate.op))
-        if node is None or any(name in dequantized or name in small for name in node.input):
+        if node is None:
+            changed.append(candidate)
+            continue
+        if candidate.weight is not None:
+            read = [node.input[0 if candidate.op == "Gather" else 1]]
+        else:
+            read = list(node.input[:2])
+        if all(name in dequantized or name in small for name in read):
             changed.append(candidate)
     return changed
 

@@ -26,6 +26,7 @@ from studio.api import Context, ParameterError, Params, StudioError, Technique, 
 
 from . import _common as common
 from . import dynamic, static
+from ._compute import ComputeShare, conv_share
 
 DEFAULT_COSINE_FLOOR = 0.99
 CONV_HEAVY = 0.5  # above this share of multiply-adds in convolutions, static quantization is chosen
@@ -87,6 +88,7 @@ class Candidate:
     meets: bool
     latency_ms: float | None = None
     smoothed: int = 0
+    quantized: int = 0  # nodes the quantizer changed
 
     def to_dict(self) -> dict[str, Any]:
         fid, acc = self.scores["fidelity"], self.scores.get("accuracy")
@@ -99,6 +101,7 @@ class Candidate:
             "accuracy_drop_points": None if acc is None else acc["drop_points"],
             "meets_tolerance": self.meets,
             "latency_ms": self.latency_ms,
+            "nodes_quantized": self.quantized,
         }
 
 
@@ -142,36 +145,48 @@ class AutoQuantization(Technique):
         model = common.load_graph(ctx)
         common.check_float_model(model, self.name)
         common.check_node_names(model, params.nodes_to_exclude)
-        if choose_mode(params, model)[0] == "static":
+        if choose_mode(params, ctx).mode == "static":
             static.check_calibration(ctx, self.name)
 
     def run(self, params: AutoParams, ctx: Context) -> TechniqueResult:
         ctx.progress(0.02, "preparing the float model")
-        mode, reason = choose_mode(params, common.load_graph(ctx))
+        choice = choose_mode(params, ctx)
+        mode, reason = choice.mode, choice.reason
         prepared = common.prepare(ctx, preprocess=True, gemm_to_matmul=mode == "dynamic")
         runner = Trials(ctx, params, mode, prepared)
+        if not runner.nodes:
+            kinds = "/".join(runner.ops)
+            raise ParameterError(
+                f"quantize.auto has nothing to quantize: the model has no {kinds} node with constant weights "
+                "outside nodes_to_exclude"
+            )
         search = runner.search()
         chosen = runner.pick_fastest(search)
+        if not chosen.quantized:  # the float model under a new name, and its "speed-up" would be noise
+            common.refuse_unchanged(self.name, False, len(runner.nodes), runner.ops)
         output = ctx.save_onnx(chosen.path)
         details = describe(search, chosen, runner, mode, reason, prepared)
+        details["compute"] = None if choice.share is None else choice.share.to_dict()
         return TechniqueResult(
             output=output, details=details, notes=notes(search, chosen, runner, reason, prepared)
         )
 
 
-def choose_mode(params: AutoParams, model) -> tuple[str, str]:
+@dataclass(frozen=True)
+class ModeChoice:
+    mode: str
+    reason: str
+    share: ComputeShare | None = None  # where the multiply-adds are, when the choice was made on it
+
+
+def choose_mode(params: AutoParams, ctx: Context) -> ModeChoice:
+    """Static for convolutional networks, dynamic for matrix-product ones, by measured compute."""
     if params.mode != "auto":
-        return params.mode, f"{params.mode} quantization was asked for"
-    share = common.conv_share(model)
-    if share > CONV_HEAVY:
-        return (
-            "static",
-            f"convolutions hold {share:.0%} of the multiply-adds, so static quantization was used",
-        )
-    return (
-        "dynamic",
-        f"matrix products hold {1 - share:.0%} of the multiply-adds, so dynamic quantization was used",
-    )
+        return ModeChoice(params.mode, f"{params.mode} quantization was asked for")
+    share = conv_share(ctx)
+    if share.conv > CONV_HEAVY:
+        return ModeChoice("static", f"{share.conv_phrase()}, so static quantization was used", share)
+    return ModeChoice("dynamic", f"{share.matmul_phrase()}, so dynamic quantization was used", share)
 
 
 def tolerance_of(params: AutoParams) -> dict[str, float]:
@@ -187,16 +202,19 @@ class Trials:
         import onnx
 
         self.ctx, self.params, self.mode, self.prepared = ctx, params, mode, prepared
-        self.folder = ctx.temp_dir()
+        self.folder = ctx.temp_dir().resolve()  # absolute: the quantizers run in a folder of their own
         self.cache = self.folder / "calibration.json"
         float_model = onnx.load(str(prepared.path), load_external_data=False)
-        ops = ("MatMul", "Gather") if mode == "dynamic" else common.WEIGHTED_OPS
+        self.ops = ("MatMul", "Gather") if mode == "dynamic" else common.WEIGHTED_OPS
         fixed = set(params.nodes_to_exclude)
         self.nodes = [
             n
-            for n in common.weighted_nodes(float_model, ops, const_weight_only=mode == "dynamic")
+            for n in common.weighted_nodes(float_model, self.ops, const_weight_only=mode == "dynamic")
             if n.name not in fixed
         ]
+        # one scale per tensor below opset 13, or once ONNX Runtime could not fit per-channel scales
+        self.per_channel = params.per_channel and prepared.per_channel_possible
+        self.batch = common.fixed_batch(prepared.path)
         feeds, labels = common.evaluation_inputs(ctx, limit=None)
         self.feeds, self.labels = feeds, labels
         self.reference = ctx.predict(prepared.source, feeds)
@@ -263,6 +281,8 @@ class Trials:
         return self.trial([], search).meets
 
     def trial(self, excluded: list[str], search: Search) -> Candidate:
+        import onnx
+
         path = self.folder / f"trial-{len(search.candidates)}.onnx"
         if self.mode == "dynamic":
             dynamic.quantize(self.base, path, self.dynamic_params(), exclude=excluded)
@@ -272,14 +292,19 @@ class Trials:
                 feeds = static.calibration_feeds(self.ctx, static.StaticParams().calibration_samples)
                 reader = static.CalibrationReader(
                     feeds,
-                    static.batch_size(self.ctx),
+                    self.batch or static.CALIBRATION_BATCH,
                     lambda f: self.ctx.progress(0.05 + 0.1 * f, "calibrating"),
                 )
-            static.quantize(self.base, path, self.static_params(), reader, exclude=excluded, cache=self.cache)
+            self.per_channel = static.quantize(
+                self.base, path, self.static_params(), reader, exclude=excluded, cache=self.cache
+            )
         outputs = self.ctx.predict(path, self.feeds)
         scores = common.compare(self.ctx, outputs, self.reference, self.labels)
         smoothed = len(search.smoothed) if self.base != self.prepared.path else 0
-        candidate = Candidate(excluded, path, scores, self.meets(scores), smoothed=smoothed)
+        done = common.quantized_nodes(self.nodes, onnx.load(str(path), load_external_data=False))
+        candidate = Candidate(
+            excluded, path, scores, self.meets(scores), smoothed=smoothed, quantized=len(done)
+        )
         search.candidates.append(candidate)
         return candidate
 
@@ -302,7 +327,7 @@ class Trials:
         split = self.ctx.dataset("calibration")
         source = split if split is not None and len(split) else self.ctx.dataset("validation")
         feeds = {k: v[:limit] for k, v in source.feeds().items()}
-        return split_samples(feeds, static.fixed_batch(self.ctx) or 1)
+        return split_samples(feeds, self.batch or 1)
 
     def measure_sensitivity(
         self, model, nodes: list[common.QNode], start: float, end: float
@@ -315,7 +340,7 @@ class Trials:
             self.samples(self.params.sensitivity_samples),
             ProbeSettings(
                 self.mode,
-                per_channel=self.params.per_channel,
+                per_channel=self.per_channel,
                 reduce_range=self.mode == "static" and self.static_params().reduce_range,
             ),
             lambda f: self.ctx.progress(start + (end - start) * f, "measuring sensitivity"),
@@ -323,12 +348,12 @@ class Trials:
 
     def dynamic_params(self) -> dynamic.DynamicParams:
         return dynamic.DynamicParams(
-            per_channel=self.params.per_channel, nodes_to_exclude=self.params.nodes_to_exclude
+            per_channel=self.per_channel, nodes_to_exclude=self.params.nodes_to_exclude
         )
 
     def static_params(self) -> static.StaticParams:
         return static.StaticParams(
-            per_channel=self.params.per_channel, nodes_to_exclude=self.params.nodes_to_exclude
+            per_channel=self.per_channel, nodes_to_exclude=self.params.nodes_to_exclude
         )
 
     # -- choosing ------------------------------------------------------------------------------------
@@ -390,6 +415,7 @@ def describe(
     return {
         "mode": mode,
         "mode_reason": reason,
+        "per_channel": runner.per_channel,
         "tolerance": search.tolerance,
         "sensitivity_metric": "mean (1 - cosine to the float output) with only that node quantized; "
         "rank is the order in which nodes are kept in float",
@@ -408,7 +434,11 @@ def describe(
 
 def notes(search: Search, chosen: Candidate, runner: Trials, reason: str, prepared) -> list[str]:
     fid = chosen.scores["fidelity"]
-    out = [*prepared.notes, reason[0].upper() + reason[1:] + "."]
+    out = [
+        *prepared.notes,
+        *static.per_tensor_notes(runner.params.per_channel, runner.per_channel, prepared),
+        reason[0].upper() + reason[1:] + ".",
+    ]
     if chosen.smoothed:
         out.append(
             f"{chosen.smoothed} layer(s) were smoothed first: their activation outliers were moved into "

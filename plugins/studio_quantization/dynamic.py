@@ -7,6 +7,7 @@ dynamically quantized convolution as ConvInteger, which made a CNN 7.6x slower o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -14,6 +15,7 @@ from pydantic import Field
 from studio.api import Context, ParameterError, Params, Technique, TechniqueResult
 
 from . import _common as common
+from ._compute import ComputeShare, conv_share
 
 DynamicOp = Literal["MatMul", "Gemm", "Gather", "Attention", "LSTM", "EmbedLayerNormalization", "Conv"]
 DEFAULT_OPS: tuple[DynamicOp, ...] = (
@@ -89,21 +91,32 @@ class DynamicQuantization(Technique):
         ctx.progress(0.05, "preparing the float model")
         prepared = common.prepare(ctx, preprocess=params.preprocess, gemm_to_matmul="Gemm" in params.op_types)
         ctx.progress(0.35, "quantizing")
-        target = ctx.temp_dir() / "dynamic.onnx"
-        quantize(prepared.path, target, params, exclude=plain_matmuls_left_out(prepared, params))
+        target = ctx.temp_dir().resolve() / "dynamic.onnx"
+        per_channel = params.per_channel and prepared.per_channel_possible
+        used = params.model_copy(update={"per_channel": per_channel})
+        quantize(prepared.path, target, used, exclude=plain_matmuls_left_out(prepared, params))
+        done, candidates = quantized(prepared, target, params)
+        common.refuse_unchanged(
+            self.name, bool(done) or _fused_quantized(target), len(candidates), params.op_types
+        )
         ctx.progress(0.7, "comparing with the float model")
         scores = common.check_result(ctx, prepared.source, target)
-        details, notes = describe(prepared, target, params, scores)
+        details, notes = describe(prepared, target, used, scores, done, conv_share(ctx))
+        if params.per_channel and not per_channel:
+            notes.insert(
+                len(prepared.notes),
+                "Per-channel scales need opset 13, so each weight got one scale per tensor.",
+            )
         output = ctx.save_onnx(target)
         return TechniqueResult(output=output, details=details, notes=notes, name="int8-dynamic")
 
 
-def quantize(source, target, params: DynamicParams, *, exclude: list[str] | None = None) -> None:
+def quantize(source: Path, target: Path, params: DynamicParams, *, exclude: list[str] | None = None) -> None:
     """quantize_dynamic with the studio's choices; ``exclude`` adds nodes to the user's exclusions."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     ops = list(dict.fromkeys("MatMul" if op == "Gemm" else op for op in params.op_types))
-    with common.quiet():
+    with common.workspace():
         quantize_dynamic(
             str(source),
             str(target),
@@ -127,38 +140,56 @@ def plain_matmuls_left_out(prepared: common.Prepared, params: DynamicParams) -> 
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in rewritten]
 
 
-def describe(
-    prepared: common.Prepared, target, params: DynamicParams, scores: dict | None
-) -> tuple[dict, list[str]]:
+def quantized(
+    prepared: common.Prepared, target: Path, params: DynamicParams
+) -> tuple[list[common.QNode], list[common.QNode]]:
+    """The nodes the result quantized, and the nodes of the chosen kinds it could have."""
     import onnx
 
     float_model = onnx.load(str(prepared.path), load_external_data=False)
-    result = onnx.load(str(target), load_external_data=False)
     ops = set(params.op_types) | {"MatMul"}
     left_out = set(params.nodes_to_exclude) | set(plain_matmuls_left_out(prepared, params))
     candidates = [n for n in common.weighted_nodes(float_model, ops) if n.name not in left_out]
-    done = common.quantized_nodes(candidates, result)
-    share = common.conv_share(float_model)
+    return common.quantized_nodes(candidates, onnx.load(str(target), load_external_data=False)), candidates
+
+
+def describe(
+    prepared: common.Prepared,
+    target: Path,
+    params: DynamicParams,
+    scores: dict | None,
+    done: list[common.QNode],
+    compute: ComputeShare,
+) -> tuple[dict, list[str]]:
+    share = compute.conv
     details = {
         "weight_type": params.weight_type,
         "per_channel": params.per_channel,
         "op_types": list(params.op_types),
         "nodes_quantized": [n.to_dict() for n in done],
         "nodes_excluded": list(params.nodes_to_exclude),
-        "conv_mac_share": share,
+        "conv_mac_share": share if compute.counted == "macs" else None,
+        "compute": compute.to_dict(),
         **common.size_details(prepared.source, target),
         "scores": scores,
     }
     notes = [*prepared.notes, f"{len(done)} node(s) were quantized to 8 bits."]
     if "Conv" in params.op_types or share > CONV_WARNING_SHARE:
+        phrase = compute.conv_phrase()
         notes.append(
-            f"Convolutions hold {share:.0%} of this model's multiply-adds. Dynamic quantization of "
-            "convolutions (ConvInteger) is usually slower than float on CPU; quantize.static is the "
-            "technique for convolutional networks."
+            f"In this model {phrase}. Dynamic quantization of convolutions (ConvInteger) is usually slower "
+            "than float on CPU; quantize.static is the technique for convolutional networks."
         )
-    if not done:
-        notes.append("No node was quantized: the result is the float model.")
     return details, notes + common.fidelity_notes(scores)
+
+
+def _fused_quantized(path: Path) -> bool:
+    """LSTM and attention nodes carry their weights inside, so they are not among the weighted
+    nodes; their quantized forms show that the result changed."""
+    import onnx
+
+    fused = {"DynamicQuantizeLSTM", "QAttention", "QEmbedLayerNormalization"}
+    return any(n.op_type in fused for n in onnx.load(str(path), load_external_data=False).graph.node)
 
 
 def _has_other_ops(model, op_types) -> bool:

@@ -9,6 +9,7 @@ activations have no large outliers.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 MIN_CALIBRATION = 16
 CALIBRATION_BATCH = 8
+BIAS_CHECK = "_adjust_weight_scale_for_int32_bias"  # ONNX Runtime's function that fails on 2-D biases
 
 
 class StaticParams(Params):
@@ -94,15 +96,20 @@ class StaticQuantization(Technique):
     def run(self, params: StaticParams, ctx: Context) -> TechniqueResult:
         ctx.progress(0.05, "preparing the float model")
         prepared = common.prepare(ctx, preprocess=params.preprocess)
-        target = ctx.temp_dir() / "static.onnx"
+        target = ctx.temp_dir().resolve() / "static.onnx"
         feeds = calibration_feeds(ctx, params.calibration_samples)
         reader = CalibrationReader(
-            feeds, batch_size(ctx), lambda f: ctx.progress(0.1 + 0.6 * f, "calibrating")
+            feeds, batch_size(prepared.path), lambda f: ctx.progress(0.1 + 0.6 * f, "calibrating")
         )
-        quantize(prepared.path, target, params, reader)
+        wanted = params.per_channel and prepared.per_channel_possible
+        per_channel = quantize(prepared.path, target, params, reader, per_channel=wanted)
+        done, candidates = quantized(prepared, target)
+        common.refuse_unchanged(self.name, bool(done), len(candidates), common.WEIGHTED_OPS)
         ctx.progress(0.75, "comparing with the float model")
         scores = common.check_result(ctx, prepared.source, target)
-        details, notes = describe(prepared, target, params, len(reader), scores)
+        details, notes = describe(
+            prepared, target, params, Outcome(len(reader), per_channel, done, candidates), scores
+        )
         output = ctx.save_onnx(target)
         return TechniqueResult(output=output, details=details, notes=notes, name="int8-static")
 
@@ -124,17 +131,10 @@ def calibration_feeds(ctx: Context, limit: int) -> dict[str, np.ndarray]:
     return {k: v[:limit] for k, v in split.feeds().items()}
 
 
-def fixed_batch(ctx: Context) -> int | None:
-    """The batch size the model was exported with, or None when it takes any."""
-    for spec in ctx.model.inputs:
-        if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0:
-            return spec.shape[0]
-    return None
-
-
-def batch_size(ctx: Context) -> int:
-    """The model's fixed batch when it has one, else a few samples per calibration run."""
-    return fixed_batch(ctx) or CALIBRATION_BATCH
+def batch_size(model: Path) -> int:
+    """The model's fixed batch when it has one (a graph exported for batch 1 takes nothing
+    else), else a few samples per calibration run."""
+    return common.fixed_batch(model) or CALIBRATION_BATCH
 
 
 class CalibrationReader:
@@ -174,8 +174,45 @@ def quantize(
     *,
     exclude: list[str] | None = None,
     cache: Path | None = None,
+    per_channel: bool | None = None,
+) -> bool:
+    """quantize_static with the studio's choices; returns whether the weights got per-channel scales.
+
+    ``per_channel`` overrides the parameter (the caller knows when the opset cannot have them);
+    a ``cache`` file reuses ranges already calibrated. ONNX Runtime's check that a bias still fits
+    int32 (``_adjust_weight_scale_for_int32_bias``) fails per channel on a bias that is not 1-D,
+    such as a Gemm's ``C`` of shape [1, N] from older exporters: then the model is quantized again
+    with one scale per tensor, from the first calibration sample on.
+    """
+    per_channel = params.per_channel if per_channel is None else per_channel
+    try:
+        _quantize_static(source, target, params, reader, exclude, cache, per_channel)
+    except ValueError as exc:
+        if not per_channel or not _raised_in(exc, BIAS_CHECK):
+            raise
+    else:
+        return per_channel
+    if reader is not None:
+        reader.rewind()
+    _quantize_static(source, target, params, reader, exclude, cache, False)
+    return False
+
+
+def _raised_in(exc: BaseException, function: str) -> bool:
+    import traceback
+
+    return any(frame.name == function for frame in traceback.extract_tb(exc.__traceback__))
+
+
+def _quantize_static(
+    source: Path,
+    target: Path,
+    params: StaticParams,
+    reader: CalibrationReader | None,
+    exclude: list[str] | None,
+    cache: Path | None,
+    per_channel: bool,
 ) -> None:
-    """quantize_static with the studio's choices; a ``cache`` file reuses ranges already calibrated."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
@@ -187,13 +224,13 @@ def quantize(
     extra: dict[str, Any] = {}
     if params.calibration_method == "percentile":
         extra["CalibPercentile"] = params.percentile
-    with common.quiet():
+    with common.workspace():
         quantize_static(
             str(source),
             str(target),
             reader,
             quant_format=QuantFormat.QDQ if params.quant_format == "qdq" else QuantFormat.QOperator,
-            per_channel=params.per_channel,
+            per_channel=per_channel,
             activation_type=types[params.activation_type],
             weight_type=types[params.weight_type],
             reduce_range=params.reduce_range,
@@ -204,19 +241,45 @@ def quantize(
         )
 
 
-def describe(
-    prepared: common.Prepared, target: Path, params: StaticParams, samples: int, scores: dict | None
-) -> tuple[dict, list[str]]:
+def quantized(prepared: common.Prepared, target: Path) -> tuple[list[common.QNode], list[common.QNode]]:
+    """The weighted nodes the result quantized, and all weighted nodes of the float model."""
     import onnx
 
     float_model = onnx.load(str(prepared.path), load_external_data=False)
-    result = onnx.load(str(target), load_external_data=False)
     candidates = common.weighted_nodes(float_model, const_weight_only=False)
-    done = common.quantized_nodes(candidates, result)
+    return common.quantized_nodes(candidates, onnx.load(str(target), load_external_data=False)), candidates
+
+
+def per_tensor_notes(asked: bool, used: bool, prepared: common.Prepared) -> list[str]:
+    """Why weights got one scale per tensor when per-channel scales were asked for."""
+    if not asked or used:
+        return []
+    if not prepared.per_channel_possible:
+        return ["Per-channel scales need opset 13, so each weight got one scale per tensor."]
+    return [
+        "ONNX Runtime could not fit per-channel weight scales to this model's biases (a bias that is not "
+        "one-dimensional), so each weight got one scale per tensor."
+    ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one quantization did: samples calibrated on, the scales used, the nodes changed."""
+
+    samples: int
+    per_channel: bool
+    done: list[common.QNode]
+    candidates: list[common.QNode]
+
+
+def describe(
+    prepared: common.Prepared, target: Path, params: StaticParams, outcome: Outcome, scores: dict | None
+) -> tuple[dict, list[str]]:
+    done, candidates = outcome.done, outcome.candidates
     details = {
-        "calibration_samples": samples,
+        "calibration_samples": outcome.samples,
         "calibration_method": params.calibration_method,
-        "per_channel": params.per_channel,
+        "per_channel": outcome.per_channel,
         "activation_type": params.activation_type,
         "weight_type": params.weight_type,
         "reduce_range": params.reduce_range,
@@ -228,7 +291,8 @@ def describe(
     }
     notes = [
         *prepared.notes,
-        f"Calibrated on {samples} samples ({params.calibration_method}); "
+        *per_tensor_notes(params.per_channel, outcome.per_channel, prepared),
+        f"Calibrated on {outcome.samples} samples ({params.calibration_method}); "
         f"{len(done)} of {len(candidates)} weighted node(s) were quantized.",
     ]
     return details, notes + common.fidelity_notes(scores)

@@ -19,14 +19,14 @@ from pydantic import Field
 from studio import api
 from studio.api import Context, ModelHandle, ParameterError, Technique, TechniqueResult
 
-from .students import Cost, cost, input_mismatch, output_mismatch, reinitialise, width_student
+from ._teacher import Teacher, as_tensors, check_trained, probe_feeds, read_teacher, student_batch
+from .students import Cost, cost, input_mismatch, reinitialise, width_student
 from .training import Recipe, Split, Trainer, teacher_outputs, torch_threads
 
 if TYPE_CHECKING:
     import torch
 
 MIN_TRAIN_SAMPLES = 32  # fewer samples teach the student the teacher's answers to nothing general
-PROBE_SAMPLES = 2  # samples run through the student to check it fits (two: batch norm in training)
 DEFAULT_LR = {"adam": 3e-3, "sgd": 0.05}  # measured on the digits demo; see the Params
 
 
@@ -118,12 +118,11 @@ class Distillation(Technique):
         import torch
 
         with torch.random.fork_rng(devices=[]), torch_threads(ctx.threads):
-            probe = _probe_feeds(ctx)
-            teacher = _teacher_module(ctx)
-            expected = _teacher_output_shape(ctx, teacher, probe)
+            probe = probe_feeds(ctx)
+            teacher = read_teacher(ctx, probe)
             student = _build_student(params, ctx, teacher, probe)
-            _check_fits(student.module, probe, expected)
-            _check_labels(ctx, expected)
+            student_batch(student.module, probe, teacher)
+            _check_labels(ctx, teacher)
 
     # -- the work --------------------------------------------------------------------------------
 
@@ -135,22 +134,25 @@ class Distillation(Technique):
             return self._run(params, ctx)
 
     def _run(self, params: Params, ctx: Context) -> TechniqueResult:
-        probe = _probe_feeds(ctx)
-        teacher = _teacher_module(ctx)
+        probe = probe_feeds(ctx)
+        teacher = read_teacher(ctx, probe)
         train = _split(ctx, teacher, "train", (0.0, 0.08))
         validation = _split(ctx, teacher, "validation", (0.08, 0.1))
         student = _build_student(params, ctx, teacher, probe)
-        _check_fits(student.module, probe, validation.teacher.shape[1:])
-        costs = _costs(ctx, teacher, student.module, probe)
-        trainer = Trainer(ctx, student.module, _recipe(params))
+        batch = student_batch(student.module, probe, teacher)
+        costs = _costs(ctx, teacher.layers, student.module, probe)
+        trainer = Trainer(ctx, student.module, _recipe(params), batch=batch)
         history = trainer.fit(train, validation, span=(0.1, 0.97))
-        ctx.progress(0.97, "saving the student")
-        output = ctx.save_torch(trainer.student.cpu(), like=student.like)
+        ctx.progress(0.97, "checking the student's outputs and saving it")
+        trained = trainer.student.cpu()
+        check_trained(trained, probe, teacher, batch)
+        output = ctx.save_torch(trained, like=student.like)
         details = _details(params, ctx, student, costs, trainer, validation)
+        details["batch"] = {"teacher": teacher.batch, "student": batch}
         return TechniqueResult(
             output=output,
             details=details,
-            notes=_notes(params, details, history, train),
+            notes=_notes(params, details, history, train) + _shape_notes(teacher, batch, student.module),
             name=_version_name(params),
         )
 
@@ -192,64 +194,39 @@ def _check_student_params(params: Distillation.Params, ctx: Context) -> None:
         )
 
 
-def _check_fits(student: torch.nn.Module, probe: dict, expected: tuple[int, ...]) -> None:
-    problem = output_mismatch(student, _as_tensors(probe), (PROBE_SAMPLES, *expected))
-    if problem:
-        raise ParameterError(f"{problem}; a student must take the teacher's input and give its output")
-
-
-def _check_labels(ctx: Context, expected: tuple[int, ...]) -> None:
+def _check_labels(ctx: Context, teacher: Teacher) -> None:
     labels = ctx.dataset("train").labels
-    if labels is None or len(expected) != 1 or len(labels) == 0:
+    classes = teacher.classes()
+    if labels is None or classes is None or len(labels) == 0:
         return
     top = int(np.max(labels))
-    if top >= expected[0] or int(np.min(labels)) < 0:
+    if top >= classes or int(np.min(labels)) < 0:
         raise ParameterError(
-            f"the dataset has label {top} but the teacher has {expected[0]} classes (0 to {expected[0] - 1})"
+            f"the dataset has label {top} but the teacher has {classes} classes (0 to {classes - 1})"
         )
 
 
 # -- the teacher -----------------------------------------------------------------------------------
 
 
-def _teacher_module(ctx: Context) -> torch.nn.Module | None:
-    return ctx.model.load_torch() if ctx.model.kind == "torch" else None
-
-
-def _probe_feeds(ctx: Context) -> dict[str, np.ndarray]:
-    return {k: v[:PROBE_SAMPLES] for k, v in ctx.dataset("train").feeds().items()}
-
-
-def _as_tensors(feeds: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
-    import torch
-
-    return tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values())
-
-
-def _teacher_output_shape(ctx: Context, teacher: torch.nn.Module | None, probe: dict) -> tuple[int, ...]:
-    outputs = ctx.predict(teacher if teacher is not None else ctx.model, probe)
-    return tuple(int(d) for d in np.asarray(outputs).shape[1:])
-
-
-def _split(ctx: Context, teacher: torch.nn.Module | None, part: str, span: tuple[float, float]) -> Split:
+def _split(ctx: Context, teacher: Teacher, part: str, span: tuple[float, float]) -> Split:
     data = ctx.dataset(part)
     lo, hi = span
 
     def report(fraction: float) -> None:
         ctx.progress(lo + (hi - lo) * fraction, f"the teacher's outputs on the {part} split")
 
-    outputs = teacher_outputs(ctx, teacher, data.feeds(), report)
+    outputs = teacher_outputs(ctx, teacher.module, data.feeds(), report, teacher.batch)
     return Split(feeds=data.feeds(), teacher=outputs, labels=data.labels)
 
 
 # -- the student -----------------------------------------------------------------------------------
 
 
-def _build_student(
-    params: Distillation.Params, ctx: Context, teacher: torch.nn.Module | None, probe: dict
-) -> Student:
+def _build_student(params: Distillation.Params, ctx: Context, teacher: Teacher, probe: dict) -> Student:
     if params.student == "width":
-        module = width_student(copy.deepcopy(teacher).cpu(), _as_tensors(probe), params.width)
+        example = as_tensors(probe, teacher.batch or None)
+        module = width_student(copy.deepcopy(teacher.module).cpu(), example, params.width)
         student = Student(module, ctx.model, f"width {params.width:g} copy of {ctx.model.name}")
     else:
         student = _named_student(params.student_ref.strip(), ctx)
@@ -280,7 +257,7 @@ def _named_student(ref: str, ctx: Context) -> Student:
 def _costs(
     ctx: Context, teacher: torch.nn.Module | None, student: torch.nn.Module, probe: dict
 ) -> dict[str, Cost]:
-    one = _as_tensors({k: v[:1] for k, v in probe.items()})
+    one = as_tensors(probe, 1)
     student.eval()
     if teacher is not None:
         teacher_cost = cost(teacher.cpu(), one)  # predicting may have moved it to ctx.device
@@ -337,7 +314,7 @@ def _details(
             "start_val_agreement": trainer.history[0].val_agreement,
         },
         "param_ratio": s.params / t.params if t.params else None,
-        "mac_ratio": s.macs / t.macs if t.macs else None,
+        "mac_ratio": s.macs / t.macs if t.macs and s.macs is not None else None,
         "best_epoch": best.epoch,
         "epochs": [e.to_dict() for e in trainer.history],
         "settings": {**asdict(_recipe(params)), "labels_used": trainer.uses_labels(validation)},
@@ -349,12 +326,10 @@ def _notes(params: Distillation.Params, details: dict[str, Any], history: list, 
         "The student is a PyTorch model: quantize it next (quantize.static) for a smaller, faster "
         "file to deploy."
     ]
-    ratio = details["param_ratio"]
+    ratio, macs = details["param_ratio"], details["mac_ratio"]
     if ratio is not None:
-        notes.append(
-            f"The student has {ratio:.0%} of the teacher's parameters and "
-            f"{details['mac_ratio']:.0%} of its multiply-adds."
-        )
+        of_macs = "" if macs is None else f" and {macs:.0%} of its multiply-adds"
+        notes.append(f"The student has {ratio:.0%} of the teacher's parameters{of_macs}.")
     if train.labels is None:
         notes.append("The dataset has no labels: the student learned the teacher's outputs alone.")
     teacher_acc = details["teacher"]["val_accuracy"]
@@ -371,6 +346,32 @@ def _notes(params: Distillation.Params, details: dict[str, Any], history: list, 
         )
     elif params.epochs > 1 and details["best_epoch"] == params.epochs:
         notes.append("The best epoch was the last one: more epochs may still help.")
+    return notes
+
+
+def _shape_notes(teacher: Teacher, batch: int | None, student: torch.nn.Module) -> list[str]:
+    """What a fixed batch and several outputs changed about training, so no one assumes more."""
+    import torch
+
+    notes = []
+    if batch:
+        plural = "s" if batch > 1 else ""
+        notes.append(
+            f"The student takes exactly {batch} sample{plural} per run, so it was trained and scored on "
+            "batches of that size (batch_size was not used)."
+        )
+    norms = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in student.modules())
+    if batch == 1 and norms:
+        notes.append(
+            "The student's BatchNorm statistics stayed as they came (frozen in training, not re-estimated): "
+            "single samples cannot estimate them."
+        )
+    if len(teacher.outputs) > 1:
+        notes.append(
+            f"The teacher has {len(teacher.outputs)} outputs: the student learned the first "
+            f"({teacher.outputs[0].label}) from it and keeps the shapes of the others, which were not "
+            "distilled: measure them before use."
+        )
     return notes
 
 

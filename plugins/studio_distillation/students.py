@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 
 from studio.api import ParameterError, TensorSpec, first_line, module_macs
 
+from ._outputs import flatten
+from ._outputs import output_layers as find_output_layers
+
 if TYPE_CHECKING:
     import torch
 
@@ -23,7 +26,7 @@ class Cost:
     """What a torch module costs: parameters and the multiply-adds of its Conv/Linear layers."""
 
     params: int
-    macs: int
+    macs: int | None  # None where a shape the count needs is unknown (an ONNX teacher's symbolic dims)
 
 
 def width_student(
@@ -31,8 +34,8 @@ def width_student(
 ) -> torch.nn.Module:
     """Prune ``teacher`` in place to ``width`` of its channels per layer and return it.
 
-    The layers that produce the model's outputs keep every channel: their width is the number
-    of classes, which the student must share with the teacher.
+    The layers that set the width of the model's outputs keep every channel: their width is the
+    number of classes (or of box coordinates, ...), which the student must share with the teacher.
     """
     import torch_pruning as tp
 
@@ -85,24 +88,9 @@ def reinitialise(module: torch.nn.Module, seed: int) -> None:
 
 
 def output_layers(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> list[torch.nn.Module]:
-    """The Conv/Linear layers whose output is the model's output (else the last one to run)."""
-    import torch
-
-    ran: list[tuple[torch.nn.Module, torch.Tensor]] = []
-    hooks = [
-        m.register_forward_hook(lambda mod, _inp, out: ran.append((mod, out)))
-        for m in module.modules()
-        if _is_prunable(m)
-    ]
-    try:
-        with torch.no_grad():
-            outputs = flatten(module(*example))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    final = {id(t) for t in outputs}
-    found = [mod for mod, out in ran if id(out) in final]
-    return found or ([ran[-1][0]] if ran else [])
+    """The Conv/Linear layers that set the width of any of the model's outputs, in the order they run."""
+    layers = {name: m for name, m in module.named_modules() if _is_prunable(m)}
+    return [layers[name] for name in find_output_layers(module, example, layers)]
 
 
 def cost(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Cost:
@@ -117,14 +105,6 @@ def cost(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Cost:
 def first_output(result: object) -> torch.Tensor:
     """The tensor that stands for the model's output, as the studio's evaluation reads it."""
     return flatten(result)[0]
-
-
-def flatten(result: object) -> list:
-    if isinstance(result, (tuple, list)):
-        return [t for item in result for t in flatten(item)]
-    if isinstance(result, dict):
-        return [t for item in result.values() for t in flatten(item)]
-    return [result]
 
 
 def input_mismatch(teacher: Sequence[TensorSpec], student: Sequence[TensorSpec]) -> str | None:
@@ -142,29 +122,6 @@ def input_mismatch(teacher: Sequence[TensorSpec], student: Sequence[TensorSpec])
             )
         if t.dtype != s.dtype:
             return f"the student takes {s.dtype} input but the teacher takes {t.dtype}"
-    return None
-
-
-def output_mismatch(
-    student: torch.nn.Module, batch: tuple[torch.Tensor, ...], teacher_out: Sequence[int]
-) -> str | None:
-    """Run the student on real samples the teacher took; None when its output has the same shape."""
-    import torch
-
-    student.eval()
-    try:
-        with torch.no_grad():
-            out = first_output(student(*batch))
-    except Exception as exc:
-        shape = _shape(tuple(batch[0].shape))
-        return f"the student fails on the teacher's input of shape {shape}: {first_line(exc)}"
-    if not isinstance(out, torch.Tensor):
-        return f"the student returns a {type(out).__name__}, not a tensor"
-    if tuple(out.shape) != tuple(teacher_out):
-        return (
-            f"the student gives outputs of shape {_shape(tuple(out.shape))} "
-            f"but the teacher gives {_shape(tuple(teacher_out))}"
-        )
     return None
 
 

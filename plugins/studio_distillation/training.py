@@ -17,11 +17,15 @@ import numpy as np
 
 from studio.api import Context
 
+from ._interface import is_program
+from ._outputs import flatten
+
 if TYPE_CHECKING:
     import torch
 
 REPORT_EVERY_S = 0.5  # progress (and so cancel) is checked at least this often inside an epoch
 TEACHER_CHUNKS = 10  # the teacher's pass is reported in about this many steps
+PROGRAM_BATCH = 64  # samples per run of a torch.export program that takes any batch
 
 
 @dataclass(frozen=True)
@@ -81,16 +85,55 @@ def teacher_outputs(
     teacher: torch.nn.Module | None,
     feeds: dict[str, np.ndarray],
     report: Callable[[float], None],
+    batch: int | None = None,
 ) -> np.ndarray:
-    """The teacher's first output on every sample: the torch module itself, or ONNX Runtime."""
+    """The teacher's first output on every sample: the torch module itself, or ONNX Runtime
+    (which feeds a model with a fixed batch that many samples per run by itself)."""
     n = len(next(iter(feeds.values())))
     step = max(256, -(-n // TEACHER_CHUNKS))
     parts = []
     for start in range(0, n, step):
         chunk = {k: v[start : start + step] for k, v in feeds.items()}
-        parts.append(np.asarray(ctx.predict(teacher if teacher is not None else ctx.model, chunk)))
+        if teacher is None:
+            parts.append(np.asarray(ctx.predict(ctx.model, chunk)))
+        else:
+            parts.append(predict(ctx, teacher, chunk, batch))
         report(min(start + step, n) / n)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def predict(
+    ctx: Context, module: torch.nn.Module, feeds: dict[str, np.ndarray], batch: int | None
+) -> np.ndarray:
+    """The module's first output on every sample; a model with a fixed batch gets exactly that many
+    samples per run (the last run padded with copies of its last sample, the padding cut off).
+
+    A torch.export program is run here rather than by the studio, whose runner would put it in
+    eval mode (which its module refuses) or convert it to ONNX on every call.
+    """
+    program = is_program(module)
+    if not batch and not program:
+        return np.asarray(ctx.predict(module, feeds))
+    size = batch or PROGRAM_BATCH
+    n = len(next(iter(feeds.values())))
+    parts = []
+    for start in range(0, n, size):
+        rows = np.minimum(np.arange(start, start + size), n - 1)
+        chunk = {k: v[rows] for k, v in feeds.items()}
+        outputs = (
+            _run_program(module, chunk, ctx.device) if program else np.asarray(ctx.predict(module, chunk))
+        )
+        parts.append(outputs[: min(size, n - start)])
+    return np.concatenate(parts)
+
+
+def _run_program(module: torch.nn.Module, feeds: dict[str, np.ndarray], device: str) -> np.ndarray:
+    import torch
+
+    inputs = tuple(torch.from_numpy(np.ascontiguousarray(v)).to(device) for v in feeds.values())
+    with torch.no_grad():  # no eval(): a program is exported for inference already
+        output = flatten(module.to(device)(*inputs))[0]
+    return output.detach().float().cpu().numpy()
 
 
 def distill_loss(
@@ -118,12 +161,20 @@ def distill_loss(
 
 
 class Trainer:
-    """Trains one student against precomputed teacher outputs and keeps its best epoch."""
+    """Trains one student against precomputed teacher outputs and keeps its best epoch.
 
-    def __init__(self, ctx: Context, student: torch.nn.Module, recipe: Recipe) -> None:
+    A student that takes a fixed batch (``batch``) is trained, re-estimated and scored on
+    batches of exactly that size, whatever the recipe's batch size; at a batch of one its
+    BatchNorm statistics stay as they came (single samples cannot estimate them).
+    """
+
+    def __init__(
+        self, ctx: Context, student: torch.nn.Module, recipe: Recipe, batch: int | None = None
+    ) -> None:
         self.ctx = ctx
         self.student = student.to(ctx.device)
         self.recipe = recipe
+        self.batch = batch
         self.history: list[Epoch] = []
         self.best: int | None = None  # index into history
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -172,6 +223,8 @@ class Trainer:
     def _epoch(self, epoch, tensors, optimizer, schedule, rng, span) -> Epoch:
         inputs, teacher, labels = tensors
         self.student.train()
+        if self.batch == 1:
+            _freeze_batchnorm(self.student)
         batches = self._batches(len(teacher), rng)
         started = last_report = time.monotonic()
         sums = np.zeros(3)
@@ -213,8 +266,11 @@ class Trainer:
         return first_output(self.student(*inputs))
 
     def _batches(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """Shuffled batches; a last batch of one sample joins the one before (batch norm needs two)."""
+        """Shuffled batches; a last batch of one sample joins the one before (batch norm needs two).
+        A student with a fixed batch gets batches of exactly that size, the rest left for next epoch."""
         order = rng.permutation(n)
+        if self.batch:
+            return [order[i : i + self.batch] for i in range(0, n - self.batch + 1, self.batch)]
         size = min(self.recipe.batch_size, n)
         batches = [order[i : i + size] for i in range(0, n, size)]
         if len(batches) > 1 and len(batches[-1]) < 2:
@@ -258,24 +314,27 @@ class Trainer:
         import torch
 
         norms = [m for m in self.student.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        if not norms:
+        if not norms or self.batch == 1:
             return
         momenta = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
             m.momentum = None  # a cumulative average over the pass
-        n = len(inputs[0])
+        n, size = len(inputs[0]), self.batch or self.recipe.batch_size
+        training = self.student.training
+        self.student.train()  # batch statistics are gathered only in training mode
         with torch.no_grad():
-            for start in range(0, n, self.recipe.batch_size):
-                if n - start >= 2:
-                    self.student(*(x[start : start + self.recipe.batch_size] for x in inputs))
+            for start in range(0, n, size):
+                if n - start >= (size if self.batch else 2):
+                    self.student(*(x[start : start + size] for x in inputs))
+        self.student.train(training)
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
 
     def _evaluate(self, record: Epoch, validation: Split) -> Epoch:
         import torch
 
-        outputs = np.asarray(self.ctx.predict(self.student, validation.feeds), dtype=np.float32)
+        outputs = predict(self.ctx, self.student, validation.feeds, self.batch).astype(np.float32, copy=False)
         self.student.train()
         if validation.labels is not None and outputs.ndim == 2:
             record.val_accuracy = float(self.ctx.accuracy(outputs, validation.labels)["top1"])
@@ -303,6 +362,15 @@ class Trainer:
         parts.append(f"agreement with the teacher {record.val_agreement:.2%}")
         parts.append(f"{record.seconds:.1f} s")  # per epoch: what the rest of the run will cost
         return ", ".join(parts)
+
+
+def _freeze_batchnorm(module: torch.nn.Module) -> None:
+    """Every BatchNorm in eval mode inside a training student: its statistics stay as they are."""
+    import torch
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 @contextmanager

@@ -8,25 +8,30 @@ from typing import TYPE_CHECKING, Any
 from studio.api import Context, ParameterError, first_line
 
 from . import _common as common
+from ._model import Output, signature
+from ._outputs import output_layers
 
 if TYPE_CHECKING:
     import torch
 
 
 class Plan:
-    """Which layers may lose channels and which are kept, with the input that traces the model."""
+    """Which layers may lose channels and which are kept, with the input that traces the model
+    and the outputs it gives on that input (the interface the pruned model must keep)."""
 
-    def __init__(self, module: torch.nn.Module, example: tuple, kept: dict[str, Any]) -> None:
-        self.module, self.example, self.kept = module, example, kept
+    def __init__(
+        self, module: torch.nn.Module, example: tuple, kept: dict[str, Any], reference: list[Output]
+    ) -> None:
+        self.module, self.example, self.kept, self.reference = module, example, kept, reference
 
     @classmethod
     def of(cls, ctx: Context, module: torch.nn.Module, keep_layers: list[str]) -> Plan:
         kept = common.matching_layers(module, keep_layers)
         device = next((p.device for p in module.parameters()), "cpu")
         example = tuple(t.to(device) for t in ctx.model.example_inputs(1))
-        outputs = output_layers(module, example)
+        outputs = output_layers(module, example, prunable(module))
         kept.update({name: dict(module.named_modules())[name] for name in outputs})
-        return cls(module, example, kept)
+        return cls(module, example, kept, signature(module, example))
 
     def ignored(self) -> list[torch.nn.Module]:
         return list(self.kept.values())
@@ -93,47 +98,6 @@ def out_channels(layer: Any) -> int:
 
 def in_channels(layer: Any) -> int:
     return int(getattr(layer, "in_channels", None) or getattr(layer, "in_features", 0))
-
-
-def output_layers(module: torch.nn.Module, example: tuple) -> list[str]:
-    """The layers that make the model's outputs: those whose result is returned as it is, and
-    the last convolution or linear layer to run (a classifier head behind a reshape)."""
-    import torch
-
-    order: list[str] = []
-    results: dict[str, Any] = {}  # the outputs themselves, so no id is reused while compared
-
-    def recorder(name: str):
-        def hook(_layer, _inputs, output) -> None:
-            order.append(name)
-            results[name] = output
-
-        return hook
-
-    hooks = [layer.register_forward_hook(recorder(name)) for name, layer in prunable(module).items()]
-    try:
-        with torch.no_grad():
-            module.eval()
-            returned = flatten(module(*example))
-    except Exception as exc:
-        raise ParameterError(
-            f"the model fails on an input of its declared shape: {first_line(exc)}"
-        ) from None
-    finally:
-        for hook in hooks:
-            hook.remove()
-    chosen = [name for name, out in results.items() if any(out is r for r in returned)]
-    if order and order[-1] not in chosen:
-        chosen.append(order[-1])
-    return chosen
-
-
-def flatten(result: Any) -> list[Any]:
-    if isinstance(result, (tuple, list)):
-        return [t for item in result for t in flatten(item)]
-    if isinstance(result, dict):
-        return [t for item in result.values() for t in flatten(item)]
-    return [result]
 
 
 def importance(name: str) -> Any:

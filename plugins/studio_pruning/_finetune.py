@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.api import Context, DatasetHandle
 
-from ._common import Reporter, accuracy, first_output, to_tensors
+from ._common import Reporter, accuracy, first_output, freeze_batchnorm, to_tensors
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +30,14 @@ class Recipe:
     batch_size: int
     weight_decay: float
     seed: int
+    fixed_batch: bool = False  # the model takes only batch_size samples per run
+
+
+def recipe_for(batch: int | None, **settings: Any) -> Recipe:
+    """A recipe at the user's batch size, or at the model's own when it takes only one size."""
+    if batch:
+        settings["batch_size"] = batch
+    return Recipe(**settings, fixed_batch=bool(batch))
 
 
 def fine_tune(
@@ -62,7 +70,7 @@ def fine_tune(
     history = []
     for epoch in range(recipe.epochs):
         row = _epoch(ctx, module, optimizer, schedule, train, recipe, epoch, report, label)
-        row["val_accuracy"] = accuracy(ctx, module, validation)
+        row["val_accuracy"] = accuracy(ctx, module, validation, _fixed(recipe))
         history.append(row)
         shown = "" if row["val_accuracy"] is None else f", validation accuracy {row['val_accuracy']:.2%}"
         report(
@@ -83,11 +91,13 @@ def _epoch(
 
     start = time.perf_counter()
     module.train()
+    if recipe.fixed_batch and recipe.batch_size == 1:
+        freeze_batchnorm(module)
     per_epoch = max(1, math.ceil(len(train) / recipe.batch_size))
     loss_sum, correct, seen = 0.0, 0, 0
     batches = train.batches(recipe.batch_size, shuffle=True, seed=recipe.seed + epoch)
     for step, (feeds, labels) in enumerate(batches):
-        if len(labels) < 2:  # BatchNorm cannot train on a single sample
+        if _skipped(recipe, len(labels)):
             continue
         target = torch.from_numpy(labels).long().to(ctx.device)
         output = first_output(module(*to_tensors(feeds, ctx.device)))
@@ -109,3 +119,13 @@ def _epoch(
         "learning_rate_end": float(optimizer.param_groups[0]["lr"]),
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _fixed(recipe: Recipe) -> int | None:
+    return recipe.batch_size if recipe.fixed_batch else None
+
+
+def _skipped(recipe: Recipe, count: int) -> bool:
+    """A batch the model cannot take: another size than its fixed one, or one sample where the
+    batch is free (BatchNorm cannot estimate statistics from a single sample)."""
+    return count != recipe.batch_size if recipe.fixed_batch else count < 2

@@ -17,6 +17,7 @@ from studio.api import Context, ParameterError, Technique, TechniqueResult
 from studio.api import Params as BaseParams
 
 from . import _common as common
+from ._model import check_interface, fixed_batch, refuse_compiled, signature
 
 if TYPE_CHECKING:
     import torch
@@ -68,6 +69,7 @@ class MagnitudePruning(Technique):
 
     def check(self, params: Params, ctx: Context) -> None:
         module = ctx.model.load_torch()
+        refuse_compiled(ctx, module, self.name)
         if not _targets(module, params):
             kinds = " or ".join(params.layer_types)
             raise ParameterError(f"the model has no {kinds} layer left to prune (after skip_layers)")
@@ -80,8 +82,11 @@ class MagnitudePruning(Technique):
 def _run(params: MagnitudePruning.Params, ctx: Context) -> TechniqueResult:
     ctx.progress(0.02, "loading the model")
     module = ctx.model.load_torch().to(ctx.device)
+    example = ctx.model.example_inputs(1)
+    reference = signature(module, tuple(t.to(ctx.device) for t in example))
     validation, train = ctx.dataset("validation"), ctx.dataset("train")
-    accuracy_before = common.accuracy(ctx, module, validation)
+    batch = fixed_batch(ctx, module) if validation is not None or train is not None else None
+    accuracy_before = common.accuracy(ctx, module, validation, batch)
     zipped_before = common.zipped_weights_bytes(module)
     ctx.progress(0.2, "pruning")
     targets = _targets(module, params)
@@ -89,21 +94,23 @@ def _run(params: MagnitudePruning.Params, ctx: Context) -> TechniqueResult:
     ctx.progress(0.5, "re-estimating BatchNorm statistics")
     recalibrated = 0
     if params.recalibrate_batchnorm and train is not None and len(train):
-        recalibrated = common.recalibrate_batchnorm(ctx, module, train)
+        recalibrated = common.recalibrate_batchnorm(ctx, module, train, batch=batch)
     module.to("cpu").eval()
     ctx.progress(0.8, "measuring")
     details = _details(module, targets, params)
     details.update(
         {
             "accuracy_before": accuracy_before,
-            "accuracy_after": common.accuracy(ctx, module, validation),
+            "accuracy_after": common.accuracy(ctx, module, validation, batch),
             "batchnorm_recalibrated": recalibrated,
+            "batch": batch,
             "weights_bytes": common.weights_bytes(module),
             "zipped_bytes_before": zipped_before,
             "zipped_bytes_after": common.zipped_weights_bytes(module),
         }
     )
-    ctx.progress(0.9, "saving")
+    ctx.progress(0.9, "checking the outputs and saving")
+    check_interface(module, example, reference, "pruned model", "name its layers in skip_layers")
     output = ctx.save_torch(module)
     notes = _notes(details, module, params, train is not None)
     return TechniqueResult(output, details, notes, name=f"sparse-{round(params.sparsity * 100)}")
@@ -186,8 +193,15 @@ def _notes(
     ]
     if common.has_batchnorm(module) and not details["batchnorm_recalibrated"]:
         reason = "give a dataset" if not has_data else "turn recalibrate_batchnorm on"
+        if has_data and params.recalibrate_batchnorm and details["batch"] == 1:
+            reason = "the model takes one sample per run, and single samples cannot estimate them"
         notes.append(
             f"BatchNorm statistics were not re-estimated ({reason}); accuracy may suffer at high sparsity."
+        )
+    if details["batch"]:
+        notes.append(
+            f"The model takes exactly {details['batch']} sample{'s' if details['batch'] > 1 else ''} per run, "
+            "so evaluation and BatchNorm re-estimation fed it batches of that size."
         )
     if details["accuracy_before"] is not None and details["accuracy_after"] is not None:
         notes.append(

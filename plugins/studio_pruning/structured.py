@@ -2,8 +2,10 @@
 
 Unlike zeroing single weights, removing channels makes every tensor smaller, so the model is
 faster on any runtime. Torch-Pruning's dependency graph finds what must shrink together (a
-convolution's filters, the BatchNorm after it, the next layer's inputs). The final classifier
-keeps its outputs: they are the classes.
+convolution's filters, the BatchNorm after it, the next layer's inputs). Every layer that sets
+the width of a model output keeps its channels (a classifier's classes, a box head's four
+values), and the pruned model is checked to give the same outputs as the input model before it
+is saved.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from studio.api import Params as BaseParams
 
 from . import _channels as ch
 from . import _common as common
-from ._finetune import Recipe, fine_tune
+from ._finetune import fine_tune, recipe_for
+from ._model import check_interface, fixed_batch, refuse_compiled
 
 if TYPE_CHECKING:
     import torch
@@ -74,7 +77,8 @@ class StructuredPruning(Technique):
         keep_layers: list[str] = Field(
             default_factory=list,
             description="Layers whose output channels are left alone, by name or pattern (features.0, "
-            "encoder.*.proj). The final classifier is always kept.",
+            "encoder.*.proj). Layers that set the width of a model output (a classifier, a box head) are "
+            "always kept.",
         )
         round_to: int | None = Field(
             None,
@@ -114,6 +118,7 @@ class StructuredPruning(Technique):
         if params.importance == "taylor" and not has_labels:
             raise ParameterError("taylor importance needs a dataset with labels to compute gradients")
         module = ctx.model.load_torch()
+        refuse_compiled(ctx, module, self.name)
         if params.importance == "bn_scale" and not common.has_batchnorm(module):
             raise ParameterError("bn_scale importance needs BatchNorm layers, and this model has none")
         plan = ch.Plan.of(ctx, module, params.keep_layers)
@@ -139,12 +144,15 @@ class _Run:
         self.details: dict[str, Any] = {}
         self.notes: list[str] = []
         self._layers_before: dict[str, dict] = {}
+        self.batch: int | None = None  # the one batch size the model takes, when it takes one
 
     def go(self) -> TechniqueResult:
         ctx = self.ctx
         ctx.progress(0.01, "loading the model")
         module = ctx.model.load_torch().to(ctx.device)
         plan = ch.Plan.of(ctx, module, self.params.keep_layers)
+        if self.train is not None or self.validation is not None:
+            self.batch = fixed_batch(ctx, module)
         self._before(module, plan)
         self._prune(module, plan)
         if ch.count(module, plan.example)[1] == self.details["params_before"]:
@@ -152,15 +160,23 @@ class _Run:
                 "no channel was removed: the importance ranked every channel alike (untrained BatchNorm "
                 "scales?); choose another importance or turn global_pruning off"
             )
-        self.details["accuracy_after_pruning"] = common.accuracy(ctx, module, self.validation)
+        self.details["accuracy_after_pruning"] = self._accuracy(module)
         self.details["finetune"] = []
         if self.epochs:
             self.details["finetune"] = self._fine_tune(module, (0.35, 0.95), self.epochs, "fine-tuning")
             self._recalibrate(module)  # the running averages lag behind the last updates of training
         self._after(module, plan)
-        self._write_notes()
-        ctx.progress(0.97, "saving")
-        output = ctx.save_torch(module.to("cpu"))
+        self._write_notes(plan)
+        ctx.progress(0.97, "checking the outputs and saving")
+        module.to("cpu")
+        check_interface(
+            module,
+            tuple(t.cpu() for t in plan.example),
+            plan.reference,
+            "pruned model",
+            "name the layer that makes that output in keep_layers",
+        )
+        output = ctx.save_torch(module)
         return TechniqueResult(output=output, details=self.details, notes=self.notes, name=self._name())
 
     def _before(self, module: torch.nn.Module, plan: ch.Plan) -> None:
@@ -175,7 +191,8 @@ class _Run:
                 "kept_layers": sorted(plan.kept),
                 "params_before": params,
                 "macs_before": macs,
-                "accuracy_before": common.accuracy(self.ctx, module, self.validation),
+                "accuracy_before": self._accuracy(module),
+                "batch": self.batch,
             }
         )
 
@@ -187,7 +204,7 @@ class _Run:
                 "params_after": params,
                 "macs_after": macs,
                 "layers": ch.compare(self._layers_before, ch.layer_table(module)),
-                "accuracy_after": common.accuracy(self.ctx, module, self.validation),
+                "accuracy_after": self._accuracy(module),
             }
         )
 
@@ -245,19 +262,27 @@ class _Run:
         module.eval()
         module.zero_grad(set_to_none=True)
         seen = 0
-        for feeds, labels in self.train.batches(64, shuffle=True, seed=self.params.seed):
+        for feeds, labels in self.train.batches(self.batch or 64, shuffle=True, seed=self.params.seed):
+            if self.batch and len(labels) != self.batch:
+                continue  # the model takes no other size
             output = common.first_output(module(*common.to_tensors(feeds, self.ctx.device)))
             F.cross_entropy(output, torch.from_numpy(labels).long().to(self.ctx.device)).backward()
             seen += len(labels)
             if seen >= TAYLOR_SAMPLES:
                 break
 
+    def _accuracy(self, module: torch.nn.Module) -> float | None:
+        return common.accuracy(self.ctx, module, self.validation, self.batch)
+
     def _recalibrate(self, module: torch.nn.Module) -> None:
         if self.train is not None and len(self.train):
-            common.recalibrate_batchnorm(self.ctx, module, self.train, seed=self.params.seed)
+            common.recalibrate_batchnorm(
+                self.ctx, module, self.train, seed=self.params.seed, batch=self.batch
+            )
 
     def _fine_tune(self, module, span: tuple[float, float], epochs: int, label: str) -> list[dict]:
-        recipe = Recipe(
+        recipe = recipe_for(
+            self.batch,
             epochs=epochs,
             learning_rate=self.params.learning_rate,
             batch_size=self.params.batch_size,
@@ -269,7 +294,7 @@ class _Run:
 
     # -- describing ------------------------------------------------------------------------------
 
-    def _write_notes(self) -> None:
+    def _write_notes(self, plan: ch.Plan) -> None:
         d = self.details
         fell = 1 - d["params_after"] / d["params_before"] if d["params_before"] else 0.0
         self.notes.append(
@@ -287,6 +312,29 @@ class _Run:
                 f"Validation accuracy: {d['accuracy_before']:.2%} before, {d['accuracy_after_pruning']:.2%} right "
                 f"after pruning, {d['accuracy_after']:.2%} after {self.epochs} epochs of fine-tuning."
             )
+        self.notes += self._batch_notes(plan)
+
+    def _batch_notes(self, plan: ch.Plan) -> list[str]:
+        """What a fixed batch and several outputs changed about fine-tuning, so no one assumes more."""
+        notes = []
+        if self.batch:
+            notes.append(
+                f"The model takes exactly {self.batch} sample{'s' if self.batch > 1 else ''} per run, so "
+                "evaluation and fine-tuning fed it batches of that size (batch_size was not used)."
+            )
+        if self.batch == 1 and common.has_batchnorm(plan.module) and self.train is not None:
+            notes.append(
+                "BatchNorm statistics were kept as they were (not re-estimated, frozen while fine-tuning): "
+                "single samples cannot estimate them."
+            )
+        if self.epochs and len(plan.reference) > 1:
+            first = plan.reference[0].label
+            notes.append(
+                f"Fine-tuning trained {first} against the labels only; the model's "
+                f"{len(plan.reference) - 1} other outputs kept their shapes but were not trained for "
+                "themselves: measure them before use."
+            )
+        return notes
 
     def _name(self) -> str:
         return f"pruned-{round(self.params.ratio * 100)}ch"

@@ -6,14 +6,8 @@ import copy
 
 import pytest
 import torch
-from studio_distillation.students import (
-    cost,
-    input_mismatch,
-    output_layers,
-    output_mismatch,
-    reinitialise,
-    width_student,
-)
+from studio_distillation._interface import Output, failure, mismatch, run_outputs
+from studio_distillation.students import cost, input_mismatch, output_layers, reinitialise, width_student
 
 from studio.api import ParameterError, TensorSpec
 from studio.core.graph import inspect_model
@@ -64,11 +58,17 @@ def test_reinitialise_changes_every_learned_layer(teacher):
 
 def test_mismatches_are_one_sentence(teacher):
     module = load_torch_module(teacher, trusted=True)
-    assert output_mismatch(module, EXAMPLE, (2, 10)) is None
-    assert output_mismatch(module, EXAMPLE, (2, 7)) == (
+    got = run_outputs(module, EXAMPLE)
+    assert mismatch(got, [Output("output", (2, 10))], by_place=True) is None
+    assert mismatch(got, [Output("output", (2, 7))], by_place=True) == (
         "the student gives outputs of shape (2, 10) but the teacher gives (2, 7)"
     )
-    wrong = output_mismatch(module, (torch.zeros(2, 3, 28, 28),), (2, 10))
+    two = [Output("output[0]", (2, 10)), Output("output[1]", (2, 4))]
+    assert mismatch(got, two, by_place=True) == "the student gives 1 output but the teacher gives 2 outputs"
+    colour = (torch.zeros(2, 3, 28, 28),)
+    with pytest.raises(RuntimeError) as caught:
+        run_outputs(module, colour)
+    wrong = failure(colour, caught.value)
     assert wrong.startswith("the student fails on the teacher's input of shape (2, 3, 28, 28):")
     t = [TensorSpec("input", ("batch", 1, 28, 28), "float32")]
     assert input_mismatch(t, [TensorSpec("x", ("batch", 1, 28, 28), "float32")]) is None

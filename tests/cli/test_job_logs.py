@@ -110,7 +110,8 @@ def test_a_pruning_step_leaves_a_log_with_its_progress_notes_and_result(studio_c
     assert run.returncode == 0, run.stderr
     outcome = json.loads(run.stdout)  # stdout is the JSON alone: progress went to stderr
     progress = [line for line in run.stderr.splitlines() if line.startswith("[")]
-    assert progress[0] == "[  0%] starting — ETA unknown" and progress[-1] == "[100%] done"
+    assert progress[0] == "[  0%] starting — ETA unknown"
+    assert progress[-1] == "[100%] checking the result against its parent on held-out samples"
     assert all(re.fullmatch(r"\[ *\d+%\] .+", line) for line in progress)
 
     jobs = studio_cli("jobs", "--project", project, "--json").json()["jobs"]

@@ -1,0 +1,132 @@
+"""Every technique on every model of the corpus: the shapes real models have and the demo lacks.
+
+Each model of ``tests/model_corpus.py`` is built, imported into a project of its own (code-bearing
+files trusted: they are this corpus's own) and every built-in technique runs on it through the
+studio's engine, with the model's dataset, as `studio optimize` runs it. Each pair ends one way:
+
+- ok        the result passed the gate (its fidelity to the parent on held-out samples shown);
+- flagged   the result was kept, marked: its fidelity collapsed (exit code 3 on the command line);
+- refused   one sentence, nothing recorded;
+- BROKEN    a result kept with another interface than its parent, an unflagged collapse (the
+            gate passed but an independent measurement of fidelity, in a fresh job against the
+            parent on the validation split, is below the floor), or an error that is not one
+            sentence (a traceback, an exception type).
+
+Targets: no BROKEN pair.
+
+    python tests/benchmarks/bench_corpus.py [--quick] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # model_corpus, shared with the tests
+
+from model_corpus import CORPUS  # noqa: E402
+from targets import Report, add_arguments  # noqa: E402
+
+from studio.api import StudioError  # noqa: E402
+from studio.core.benchmark import BenchmarkSettings  # noqa: E402
+from studio.core.gate import AGREEMENT_FLOOR, COSINE_FLOOR  # noqa: E402
+from studio.engine import Engine  # noqa: E402
+from studio.project import Project  # noqa: E402
+
+TECHNIQUES = {
+    "quantize.dynamic": {},
+    "quantize.static": {"calibration_samples": 32},
+    "quantize.fp16": {},
+    "quantize.auto": {"max_trials": 3},
+    "prune.magnitude": {},
+    "prune.structured": {"ratio": 0.25, "finetune_epochs": 1},
+    "distill": {"epochs": 1},
+}
+QUICK = ("quantize.dynamic", "quantize.static", "prune.structured")
+CHECK = BenchmarkSettings(runtime="onnxruntime", batch=1, threads=1, warmup=1, min_runs=1, min_seconds=0)
+
+
+def run_pair(engine: Engine, project: Project, version, technique: str, dataset: str) -> tuple[str, str]:
+    """(verdict, what to show) for one technique on one model."""
+    try:
+        outcome = engine.run_step(version, technique, TECHNIQUES[technique], dataset=dataset, measure=None)
+    except StudioError as error:
+        text = str(error)
+        if "\n" in text.strip() or "Traceback" in text:
+            return "BROKEN", f"not one sentence: {text.strip().splitlines()[-1][:120]}"
+        return "refused", text
+    new = outcome.version
+    if _shapes_differ(version, new):
+        return "BROKEN", f"interface changed: {new.outputs} vs {version.outputs}"
+    gate = new.details.get("gate") or {}
+    independent = engine.measure(new, dataset=dataset, settings=CHECK, reference=version).fidelity or {}
+    figure = _gate_text(gate)
+    floor_hit = independent and (
+        independent.get("cosine_min", 1.0) < COSINE_FLOOR
+        and independent.get("argmax_agreement", 1.0) < AGREEMENT_FLOOR
+    )
+    if floor_hit and not gate.get("collapsed"):
+        return "BROKEN", f"unflagged collapse: gate said {figure}, a fresh measurement {independent}"
+    return ("flagged" if gate.get("collapsed") else "ok"), figure
+
+
+def _shapes_differ(old, new) -> bool:
+    def dims(specs):
+        return [(s["name"], [d if isinstance(d, int) else None for d in s["shape"][1:]]) for s in specs]
+
+    return dims(old.inputs) != dims(new.inputs) or dims(old.outputs) != dims(new.outputs)
+
+
+def _gate_text(gate: dict) -> str:
+    if not gate:
+        return "no gate figures"
+    value = f"{100 * gate['figure']:.1f} %" if gate["rule"] == "top-1 agreement" else f"{gate['figure']:.4f}"
+    return f"{gate['rule']} {value} ({gate['samples']} held-out)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--only", nargs="*", help="corpus entries to run (default: all)")
+    args = parser.parse_args()
+    techniques = QUICK if args.quick else tuple(TECHNIQUES)
+    rows: list[tuple[str, str, str, str]] = []
+    with Report.from_args("corpus", args) as report, tempfile.TemporaryDirectory() as tmp:
+        for name, build in CORPUS.items():
+            if args.only and name not in args.only:
+                continue
+            folder = Path(tmp) / name.replace(" ", "-").replace("/", "-")
+            folder.mkdir()
+            made = build(folder)
+            with Project.create(folder / "project") as project:
+                try:
+                    version = project.import_model(
+                        made.model,
+                        weights=made.weights,
+                        trust=True,
+                        input_shapes=None if made.input_shape is None else [made.input_shape],
+                    )
+                except StudioError as error:
+                    rows += [(name, t, "refused", f"import: {error}") for t in techniques]
+                    continue
+                with Engine.for_project(project) as engine:
+                    for technique in techniques:
+                        verdict, text = run_pair(engine, project, version, technique, str(made.dataset))
+                        rows.append((name, technique, verdict, text))
+                        print(f"{name:<30} {technique:<17} {verdict:<8} {text[:150]}", flush=True)
+        print("\nmatrix (rows: models; columns: techniques)")
+        header = f"{'':<30}" + "".join(f"{t:<18}" for t in techniques)
+        print(header)
+        for name in dict.fromkeys(r[0] for r in rows):
+            verdicts = {r[1]: r[2] for r in rows if r[0] == name}
+            print(f"{name:<30}" + "".join(f"{verdicts.get(t, '-'):<18}" for t in techniques))
+        counts = {v: sum(r[2] == v for r in rows) for v in ("ok", "flagged", "refused", "BROKEN")}
+        report.figure("pairs", f"{len(rows)}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+        report.check("pairs that are BROKEN", str(counts["BROKEN"]), "0", counts["BROKEN"] == 0)
+        return report.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -77,6 +77,7 @@ class _Active:
     log_path: Path
     started: bool = False
     fraction: float = 0.0
+    message: str = ""  # the last progress message, kept as the job's last word when it succeeds
     last_write: float = float("-inf")
 
 
@@ -254,6 +255,7 @@ class JobManager:
             self._write(event.job_id, state="running", device=event.device, log_path=str(active.log_path))
         elif event.kind == "progress":
             active.fraction = event.fraction or 0.0
+            active.message = event.message or active.message
             now = time.monotonic()
             if now - active.last_write >= PROGRESS_WRITE_INTERVAL_S:
                 active.last_write = now
@@ -346,7 +348,7 @@ def interrupt_abandoned_jobs(store: JobStore) -> int:
 
 def _final_changes(event: JobEvent, active: _Active) -> dict[str, Any]:
     if event.kind == "succeeded":
-        return {"state": "succeeded", "progress": 1.0}
+        return {"state": "succeeded", "progress": 1.0, "message": active.message}
     changes: dict[str, Any] = {"state": event.kind, "progress": active.fraction}
     if event.kind == "failed":
         changes["error"] = event.error or "the job failed"

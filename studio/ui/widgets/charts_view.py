@@ -129,7 +129,8 @@ class ChartsView(QWidget):
         self.legend = QLabel(
             "★ baseline (imported) · ● "
             "<span style='color:#1e88e5'>quantized</span>, <span style='color:#fb8c00'>pruned</span>, "
-            "<span style='color:#8e24aa'>distilled</span> · dashed green: Pareto front"
+            "<span style='color:#8e24aa'>distilled</span> · ✕ follows its parent poorly · "
+            "dashed green: Pareto front"
         )
         self.legend.setWordWrap(True)  # never the reason the charts cannot be made narrower
         self.legend.setMinimumWidth(120)

@@ -341,6 +341,42 @@ def _preprocess(source: Path, target: Path, *, large: bool) -> str | None:
     return problem
 
 
+def sort_nodes(graph: onnx.GraphProto) -> None:
+    """Put the graph's nodes in an order where each runs after what it reads, as ONNX requires.
+
+    Converters that add nodes (the float16 converter appends the casts of the graph's inputs at
+    the end) leave a graph ONNX Runtime runs but the format forbids, and the studio refuses to
+    record. Nodes keep their order where it is already right; a node that reads a value inside
+    its subgraphs (an If branch) waits for that value too.
+    """
+    produced = {o: i for i, node in enumerate(graph.node) for o in node.output if o}
+    needs = [
+        {produced[name] for name in _reads(node) if name in produced and produced[name] != i}
+        for i, node in enumerate(graph.node)
+    ]
+    done: set[int] = set()
+    order: list[int] = []
+    while len(order) < len(needs):
+        ready = [i for i in range(len(needs)) if i not in done and needs[i] <= done]
+        if not ready:
+            return  # a cycle: leave it for the studio's check to name
+        order.extend(ready)
+        done.update(ready)
+    if order != list(range(len(needs))):
+        nodes = [graph.node[i] for i in order]
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    names = set(node.input)
+    for attr in node.attribute:
+        for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for inner in sub.node:
+                names |= _reads(inner)
+    return names
+
+
 def save_model(model: onnx.ModelProto, path: Path) -> Path:
     import onnx
 

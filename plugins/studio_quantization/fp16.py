@@ -81,13 +81,15 @@ def convert(model, params: Float16Params):
     except ImportError:  # pragma: no cover - part of every onnxruntime wheel since 1.10
         raise StudioError("this ONNX Runtime has no float16 converter (onnxruntime.transformers)") from None
     with common.quiet():
-        return convert_float_to_float16(
+        converted = convert_float_to_float16(
             model,
             keep_io_types=params.keep_io_types,
             op_block_list=sorted({*DEFAULT_OP_BLOCK_LIST, *params.op_block_list}),
             node_block_list=list(params.nodes_to_exclude) or None,
             disable_shape_infer=model.ByteSize() > common.LARGE_MODEL_BYTES,
         )
+    common.sort_nodes(converted.graph)  # the converter appends the input casts after their readers
+    return converted
 
 
 def out_of_range_weights(model) -> int:

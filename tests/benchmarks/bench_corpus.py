@@ -74,7 +74,7 @@ def run_pair(engine: Engine, project: Project, version, technique: str, dataset:
 
 def _shapes_differ(old, new) -> bool:
     def dims(specs):
-        return [(s["name"], [d if isinstance(d, int) else None for d in s["shape"][1:]]) for s in specs]
+        return [(s.name, [d if isinstance(d, int) and d > 0 else None for d in s.shape[1:]]) for s in specs]
 
     return dims(old.inputs) != dims(new.inputs) or dims(old.outputs) != dims(new.outputs)
 
@@ -113,7 +113,10 @@ def main() -> int:
                     continue
                 with Engine.for_project(project) as engine:
                     for technique in techniques:
-                        verdict, text = run_pair(engine, project, version, technique, str(made.dataset))
+                        try:
+                            verdict, text = run_pair(engine, project, version, technique, str(made.dataset))
+                        except Exception as error:  # a crash of the studio itself: the worst verdict
+                            verdict, text = "BROKEN", f"crashed: {type(error).__name__}: {error}"
                         rows.append((name, technique, verdict, text))
                         print(f"{name:<30} {technique:<17} {verdict:<8} {text[:150]}", flush=True)
         print("\nmatrix (rows: models; columns: techniques)")

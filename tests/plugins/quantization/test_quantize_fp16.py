@@ -11,6 +11,7 @@ from onnx import TensorProto
 from quant_helpers import onnx_outputs, top1, validation
 
 from studio.api import ParameterError
+from studio.core.models import onnx_graph_problem
 from studio.core.techniques import run_local
 
 
@@ -26,6 +27,8 @@ def test_digits_cnn_in_half_precision(digits_onnx: Path, digits, tmp_path: Path)
     result = run_local("quantize.fp16", digits_onnx, dataset=digits, output_dir=tmp_path / "out")
 
     model = onnx.load(str(result.output.main))
+    assert onnx_graph_problem(model) is None  # nodes in order: the studio records it as it is
+    onnx.checker.check_model(model)
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert _weight_types(result.output.main, "Conv") == {TensorProto.FLOAT16}
@@ -49,6 +52,8 @@ def test_float16_inputs_and_blocked_ops(digits_onnx: Path, digits, tmp_path: Pat
         output_dir=tmp_path / "out",
     )
     model = onnx.load(str(result.output.main))
+    assert onnx_graph_problem(model) is None  # nodes in order: the studio records it as it is
+    onnx.checker.check_model(model)
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT16
     assert _weight_types(result.output.main, "Gemm") == {TensorProto.FLOAT}
     assert result.details["scores"]["fidelity"]["cosine_min"] > 0.999

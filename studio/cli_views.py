@@ -114,6 +114,12 @@ def measurement_text(m: dict) -> str:
     return "\n".join(lines)
 
 
+def _collapsed_mark(version: dict) -> str:
+    """ "⚠ " before a version whose result follows its parent poorly (studio.core.gate), as the window marks it."""
+    gate = (version.get("details") or {}).get("gate") or {}
+    return "⚠ " if gate.get("collapsed") else ""
+
+
 def versions_table(versions: list[dict]) -> str:
     children: dict[int | None, list[dict]] = {}
     for v in versions:
@@ -126,7 +132,7 @@ def versions_table(versions: list[dict]) -> str:
             rows.append(
                 (
                     f"v{v['id']}",
-                    "  " * depth + ("└ " if depth else "") + v["name"],
+                    "  " * depth + ("└ " if depth else "") + _collapsed_mark(v) + v["name"],
                     v["technique"] or "-",
                     v["format"],
                     human_count(v["params"]),

@@ -55,6 +55,10 @@ def test_a_collapsed_result_is_kept_with_a_warning_and_exit_code_3(studio_cli, p
     assert last.startswith("warning: v2 (") and "follows its parent poorly: top-1 agreement" in last
     kept = _versions(studio_cli, project)[-1]
     assert kept["id"] == 2 and kept["details"]["gate"]["collapsed"] is True
+    listed = studio_cli("versions", "--project", project).stdout
+    assert (
+        "└ ⚠ digits_cnn+faulty.break_output" in listed
+    )  # marked where versions are listed, as in the window
 
 
 def test_below_a_floor_the_user_set_nothing_is_recorded(studio_cli, project: Path) -> None:

@@ -32,6 +32,17 @@ from pydantic import BaseModel, ConfigDict
 from studio._macs import module_macs as module_macs
 from studio._macs import node_macs as node_macs
 
+# A torch model's outputs, re-exported for techniques that must keep them (pruning, a width student):
+# ``outputs_of``/``run_outputs`` give each returned tensor's place and shape, ``shapes_match`` is the
+# gate's rule for two shapes, ``output_layers`` names the Conv/Linear layers that set their width.
+from studio._output_layers import OutputShape as OutputShape
+from studio._output_layers import flatten_outputs as flatten_outputs
+from studio._output_layers import is_program as is_program
+from studio._output_layers import output_layers as output_layers
+from studio._output_layers import outputs_of as outputs_of
+from studio._output_layers import run_outputs as run_outputs
+from studio._output_layers import shapes_match as shapes_match
+
 if TYPE_CHECKING:  # heavy libraries are the plugin's business, imported only when it runs
     import numpy as np
     import onnx
@@ -101,18 +112,24 @@ def first_line(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One model input or output. Unknown or symbolic dimensions are strings ("batch") or None."""
+    """One model input or output. Unknown or symbolic dimensions are strings ("batch") or None.
+
+    An input's ``role`` says what it is fed: "batch" (samples, one per row), "state" (zeros, the
+    start of a stream) or a number it always holds, such as "16000" for a sample rate.
+    """
 
     name: str
     shape: tuple[int | str | None, ...]
     dtype: str  # numpy dtype name: "float32", "int64", ...
+    role: str = "batch"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        d = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        return d if self.role == "batch" else {**d, "role": self.role}
 
     @classmethod
     def from_dict(cls, d: dict) -> TensorSpec:
-        return cls(d["name"], tuple(d["shape"]), d["dtype"])
+        return cls(d["name"], tuple(d["shape"]), d["dtype"], d.get("role", "batch"))
 
 
 class Params(BaseModel):
@@ -164,6 +181,11 @@ class ModelHandle(Protocol):
         """A fresh copy in eval mode; raises ParameterError for an ONNX model."""
 
     def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]: ...
+
+    def fixed_inputs(self) -> dict[str, np.ndarray]:
+        """What the inputs that take no samples are fed (a state's zeros, a sample rate's value),
+        to add to every batch a technique runs itself; empty for most models. With a state among
+        them, run one sample at a time: the state holds one stream."""
 
 
 class DatasetHandle(Protocol):

@@ -2,68 +2,34 @@
 
 A student that gives the first output right but drops or narrows another (a box head beside a
 class head) is a different model to whoever calls it, and the studio never records a version
-whose interface changed; so the student is compared with the teacher on every output, before
-training and once more before it is saved. The batch dimension is left out of the comparison:
-the two may be run on different numbers of samples.
+whose interface changed; so the student is compared with the teacher on every output before
+training, where a mismatch costs nothing yet (the studio's gate checks the saved student again).
+The batch dimension is left out of the comparison: the two may be run on different numbers of
+samples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from studio.api import TensorSpec, first_line
+from studio.api import OutputShape, TensorSpec, first_line, shapes_match
 
 if TYPE_CHECKING:
     import torch
 
 
-@dataclass(frozen=True)
-class Output:
-    """One tensor a model returns: its place in what is returned (or its name), and its shape."""
-
-    label: str  # "output", "output[1]", "output['boxes']", or an ONNX output's name
-    shape: tuple[int | str | None, ...]
-
-
-def outputs_of(result: Any, label: str = "output") -> list[Output]:
-    """Every tensor of a forward pass's result, in order, with its place in the structure."""
-    if isinstance(result, (tuple, list)):
-        return [o for i, item in enumerate(result) for o in outputs_of(item, f"{label}[{i}]")]
-    if isinstance(result, dict):
-        return [o for key, item in result.items() for o in outputs_of(item, f"{label}[{key!r}]")]
-    return [Output(label, tuple(int(d) for d in getattr(result, "shape", ())))]
-
-
-def outputs_of_specs(specs: Sequence[TensorSpec], samples: int) -> list[Output]:
+def outputs_of_specs(specs: Sequence[TensorSpec], samples: int) -> list[OutputShape]:
     """A model's declared outputs (ONNX, or a converted PyTorch file), its free batch set to ``samples``."""
     return [
-        Output(
+        OutputShape(
             s.name, tuple(samples if i == 0 and not isinstance(d, int) else d for i, d in enumerate(s.shape))
         )
         for s in specs
     ]
 
 
-def run_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Output]:
-    """The outputs of ``module`` on ``inputs``, run as the studio runs it (eval, no gradients)."""
-    import torch
-
-    if not is_program(module):  # a torch.export program refuses eval(): it is in inference form already
-        module.eval()
-    with torch.no_grad():
-        return outputs_of(module(*inputs))
-
-
-def is_program(module: torch.nn.Module) -> bool:
-    """Whether ``module`` is the module of a torch.export program (a graph, not Python layers)."""
-    import torch
-
-    return isinstance(module, torch.fx.GraphModule) and hasattr(module, "range_constraints")
-
-
-def mismatch(got: list[Output], reference: list[Output], *, by_place: bool) -> str | None:
+def mismatch(got: list[OutputShape], reference: list[OutputShape], *, by_place: bool) -> str | None:
     """One sentence naming how the student's outputs differ from the teacher's, or None.
 
     ``by_place`` compares where each output sits (tuple index, dict key): meaningful when both
@@ -74,10 +40,7 @@ def mismatch(got: list[Output], reference: list[Output], *, by_place: bool) -> s
     for new, old in zip(got, reference, strict=True):
         if by_place and new.label != old.label:
             return f"the student returns {new.label} where the teacher returns {old.label}"
-        if len(new.shape) != len(old.shape) or any(
-            isinstance(a, int) and isinstance(b, int) and a != b
-            for a, b in zip(new.shape[1:], old.shape[1:], strict=True)
-        ):
+        if not shapes_match(new.shape, old.shape):
             which = "outputs" if len(reference) == 1 else f"{old.label}"
             return f"the student gives {which} of shape {_shape(new.shape)} but the teacher gives {_shape(old.shape)}"
     return None

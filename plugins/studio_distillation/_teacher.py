@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from studio.api import Context, ParameterError
+from studio.api import Context, OutputShape, ParameterError, is_program, run_outputs
 
-from ._interface import Output, failure, is_program, mismatch, outputs_of_specs, run_outputs
+from ._interface import failure, mismatch, outputs_of_specs
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,7 @@ class Teacher:
 
     module: torch.nn.Module | None  # None: an ONNX model, run by the studio
     batch: int | None  # the one batch size it takes, when it takes one
-    outputs: list[Output]  # every output, with its place (a module) or its name (declared)
+    outputs: list[OutputShape]  # every output, with its place (a module) or its name (declared)
 
     @property
     def from_module(self) -> bool:
@@ -92,27 +92,13 @@ def student_batch(student: torch.nn.Module, probe: dict[str, np.ndarray], teache
     return batch
 
 
-def check_trained(
-    student: torch.nn.Module, probe: dict[str, np.ndarray], teacher: Teacher, batch: int | None
-) -> None:
-    """The trained student, as it will be saved, still gives every output the teacher gives."""
-    inputs = as_tensors(probe, batch or PROBE_SAMPLES)
-    try:
-        outputs = run_outputs(student, inputs)
-    except Exception as exc:
-        raise ParameterError(f"after training, {failure(inputs, exc)}; the student is not kept") from None
-    problem = mismatch(outputs, teacher.outputs, by_place=teacher.from_module)
-    if problem:
-        raise ParameterError(f"after training, {problem}; the student is not kept")
-
-
 def _module(ctx: Context) -> torch.nn.Module | None:
     return ctx.model.load_torch() if ctx.model.kind == "torch" else None
 
 
 def _run_at_its_batch(
     module: torch.nn.Module, probe: dict[str, np.ndarray], declared: int | None, fails: str, advice: str
-) -> tuple[int | None, list[Output]]:
+) -> tuple[int | None, list[OutputShape]]:
     """(batch, outputs) on the probe samples: batch None for a model that runs on two samples,
     1 for one that fails on two but runs on one, the declared batch where there is one."""
     inputs = as_tensors(probe, declared or PROBE_SAMPLES)

@@ -12,10 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from studio.api import ParameterError, TensorSpec, first_line, module_macs
-
-from ._outputs import flatten
-from ._outputs import output_layers as find_output_layers
+from studio.api import ParameterError, TensorSpec, first_line, flatten_outputs, module_macs, shapes_match
+from studio.api import output_layers as find_output_layers
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +37,10 @@ def width_student(
     """
     import torch_pruning as tp
 
-    ignored = output_layers(teacher, example)
+    try:
+        ignored = output_layers(teacher, example)
+    except Exception as exc:
+        raise _not_narrowed(exc) from None
     check_width(teacher, ignored, width)
     try:
         pruner = tp.pruner.MetaPruner(
@@ -51,11 +52,15 @@ def width_student(
         )
         pruner.step()
     except Exception as exc:
-        raise ParameterError(
-            f"the teacher could not be narrowed by channel pruning ({first_line(exc)}); "
-            "give a student with student='version' and student_ref"
-        ) from None
+        raise _not_narrowed(exc) from None
     return teacher
+
+
+def _not_narrowed(exc: BaseException) -> ParameterError:
+    return ParameterError(
+        f"the teacher could not be narrowed by channel pruning ({first_line(exc)}); "
+        "give a student with student='version' and student_ref"
+    )
 
 
 def check_width(module: torch.nn.Module, ignored: Sequence[torch.nn.Module], width: float) -> None:
@@ -104,7 +109,7 @@ def cost(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Cost:
 
 def first_output(result: object) -> torch.Tensor:
     """The tensor that stands for the model's output, as the studio's evaluation reads it."""
-    return flatten(result)[0]
+    return flatten_outputs(result)[0]
 
 
 def input_mismatch(teacher: Sequence[TensorSpec], student: Sequence[TensorSpec]) -> str | None:
@@ -112,10 +117,7 @@ def input_mismatch(teacher: Sequence[TensorSpec], student: Sequence[TensorSpec])
     if len(teacher) != len(student):
         return f"the student takes {len(student)} inputs but the teacher takes {len(teacher)}"
     for t, s in zip(teacher, student, strict=True):
-        if len(t.shape) != len(s.shape) or any(
-            isinstance(a, int) and isinstance(b, int) and a != b
-            for a, b in zip(t.shape[1:], s.shape[1:], strict=True)
-        ):
+        if not shapes_match(s.shape, t.shape):
             return (
                 f"the student takes input of shape {_shape(s.shape)} "
                 f"but the teacher gives it {_shape(t.shape)}"

@@ -15,10 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from studio.api import Context
-
-from ._interface import is_program
-from ._outputs import flatten
+from studio.api import Context, flatten_outputs, is_program
 
 if TYPE_CHECKING:
     import torch
@@ -132,7 +129,7 @@ def _run_program(module: torch.nn.Module, feeds: dict[str, np.ndarray], device: 
 
     inputs = tuple(torch.from_numpy(np.ascontiguousarray(v)).to(device) for v in feeds.values())
     with torch.no_grad():  # no eval(): a program is exported for inference already
-        output = flatten(module.to(device)(*inputs))[0]
+        output = flatten_outputs(module.to(device)(*inputs))[0]
     return output.detach().float().cpu().numpy()
 
 

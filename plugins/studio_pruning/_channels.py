@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from studio.api import Context, ParameterError, first_line
+from studio.api import Context, OutputShape, ParameterError, first_line, output_layers, run_outputs
 
 from . import _common as common
-from ._model import Output, signature
-from ._outputs import output_layers
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +18,7 @@ class Plan:
     and the outputs it gives on that input (the interface the pruned model must keep)."""
 
     def __init__(
-        self, module: torch.nn.Module, example: tuple, kept: dict[str, Any], reference: list[Output]
+        self, module: torch.nn.Module, example: tuple, kept: dict[str, Any], reference: list[OutputShape]
     ) -> None:
         self.module, self.example, self.kept, self.reference = module, example, kept, reference
 
@@ -29,9 +27,15 @@ class Plan:
         kept = common.matching_layers(module, keep_layers)
         device = next((p.device for p in module.parameters()), "cpu")
         example = tuple(t.to(device) for t in ctx.model.example_inputs(1))
-        outputs = output_layers(module, example, prunable(module))
+        try:
+            outputs = output_layers(module, example, prunable(module))
+            reference = run_outputs(module, example)
+        except Exception as exc:
+            raise ParameterError(
+                f"the model fails on an input of its declared shape: {first_line(exc)}"
+            ) from None
         kept.update({name: dict(module.named_modules())[name] for name in outputs})
-        return cls(module, example, kept, signature(module, example))
+        return cls(module, example, kept, reference)
 
     def ignored(self) -> list[torch.nn.Module]:
         return list(self.kept.values())

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from studio.api import Context, DatasetHandle, ParameterError
+from studio.api import Context, DatasetHandle, ParameterError, flatten_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -48,11 +48,7 @@ def inside_any(name: str, parents: dict[str, Any]) -> bool:
 
 def first_output(result: Any) -> torch.Tensor:
     """The tensor a classifier's loss and accuracy read: the first of a tuple or dict."""
-    if isinstance(result, (tuple, list)):
-        return first_output(result[0])
-    if isinstance(result, dict):
-        return first_output(next(iter(result.values())))
-    return result
+    return flatten_outputs(result)[0]
 
 
 # -- data ----------------------------------------------------------------------------------------

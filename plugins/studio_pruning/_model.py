@@ -10,11 +10,10 @@ outputs of the input model on one sample are the interface every result must kee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from studio.api import Context, ParameterError
+from studio.api import Context, OutputShape, ParameterError, first_line, is_program, run_outputs, shapes_match
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +37,7 @@ def refuse_compiled(ctx: Context, module: torch.nn.Module, technique: str) -> No
     advice = "import the architecture file (.py with build_model()) and its weights instead"
     if isinstance(module, torch.jit.ScriptModule):
         carries = "a TorchScript archive carries only its compiled graph"
-    elif isinstance(module, torch.fx.GraphModule) and hasattr(module, "range_constraints"):
+    elif is_program(module):
         carries = "a torch.export program (.pt2) carries only its graph"
     elif _pickled(ctx.model.path):
         raise ParameterError(
@@ -87,44 +86,17 @@ def fixed_batch(ctx: Context, module: torch.nn.Module) -> int | None:
 # -- the interface a result must keep ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Output:
-    """One tensor the model returns: where it sits in the returned structure, and its shape."""
-
-    label: str  # "output", "output[1]", "output['boxes']"
-    shape: tuple[int, ...]
-
-
-def outputs_of(result: Any, label: str = "output") -> list[Output]:
-    """Every tensor of a forward pass's result, in order, with its place in the structure."""
-    if isinstance(result, (tuple, list)):
-        return [o for i, item in enumerate(result) for o in outputs_of(item, f"{label}[{i}]")]
-    if isinstance(result, dict):
-        return [o for key, item in result.items() for o in outputs_of(item, f"{label}[{key!r}]")]
-    return [Output(label, tuple(int(d) for d in getattr(result, "shape", ())))]
-
-
-def signature(module: torch.nn.Module, example: tuple) -> list[Output]:
-    """The outputs of ``module`` on ``example``, run as the studio runs it (eval, no gradients)."""
-    import torch
-
-    with torch.no_grad():
-        module.eval()
-        return outputs_of(module(*example))
-
-
 def check_interface(
-    module: torch.nn.Module, example: tuple, reference: list[Output], what: str, advice: str
+    module: torch.nn.Module, example: tuple, reference: list[OutputShape], what: str, advice: str
 ) -> None:
     """Refuse a result whose outputs differ from the input model's in number, place, rank or size.
 
-    The studio never records a version with a changed interface; checking here turns what
-    would be a broken model into one sentence that names the output and what to change.
+    The studio's gate refuses such a result too, but only once the run is over; checking right
+    after pruning, before any fine-tuning, turns it into one sentence that names the output and
+    what to change.
     """
-    from studio.api import first_line
-
     try:
-        got = signature(module, example)
+        got = run_outputs(module, example)
     except Exception as exc:
         raise ParameterError(
             f"the {what} fails on the input model's input: {first_line(exc)}; {advice}"
@@ -134,16 +106,16 @@ def check_interface(
             f"the {what} returns {_labels(got)} but the input model returns {_labels(reference)}; {advice}"
         )
     for new, old in zip(got, reference, strict=True):
-        if new.shape != old.shape:
+        if not shapes_match(new.shape, old.shape):
             raise ParameterError(
                 f"the {what} gives {new.label} of shape {_shape(new.shape)} where the input model gives "
                 f"{_shape(old.shape)}; {advice}"
             )
 
 
-def _labels(outputs: list[Output]) -> str:
+def _labels(outputs: list[OutputShape]) -> str:
     return ", ".join(o.label for o in outputs) or "nothing"
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def _shape(shape: tuple[int | str | None, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"

@@ -5,7 +5,7 @@ faster on any runtime. Torch-Pruning's dependency graph finds what must shrink t
 convolution's filters, the BatchNorm after it, the next layer's inputs). Every layer that sets
 the width of a model output keeps its channels (a classifier's classes, a box head's four
 values), and the pruned model is checked to give the same outputs as the input model before it
-is saved.
+is fine-tuned.
 """
 
 from __future__ import annotations
@@ -160,6 +160,13 @@ class _Run:
                 "no channel was removed: the importance ranked every channel alike (untrained BatchNorm "
                 "scales?); choose another importance or turn global_pruning off"
             )
+        check_interface(  # before fine-tuning: a changed output is refused without training it first
+            module,
+            plan.example,
+            plan.reference,
+            "pruned model",
+            "name the layer that makes that output in keep_layers",
+        )
         self.details["accuracy_after_pruning"] = self._accuracy(module)
         self.details["finetune"] = []
         if self.epochs:
@@ -167,15 +174,8 @@ class _Run:
             self._recalibrate(module)  # the running averages lag behind the last updates of training
         self._after(module, plan)
         self._write_notes(plan)
-        ctx.progress(0.97, "checking the outputs and saving")
+        ctx.progress(0.97, "saving")
         module.to("cpu")
-        check_interface(
-            module,
-            tuple(t.cpu() for t in plan.example),
-            plan.reference,
-            "pruned model",
-            "name the layer that makes that output in keep_layers",
-        )
         output = ctx.save_torch(module)
         return TechniqueResult(output=output, details=self.details, notes=self.notes, name=self._name())
 

@@ -11,11 +11,11 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.api import ModelFormatError, TensorSpec, first_line
+from studio.api import ModelFormatError, TensorSpec, first_line, flatten_outputs
 from studio.core.files import atomic_path
 from studio.core.formats.registry import load_torch_module
 from studio.core.model_files import ModelFiles
@@ -86,15 +86,6 @@ def _run_once(module: torch.nn.Module, example_inputs: tuple) -> Any:
         raise ModelFormatError(
             f"the model fails on an input of the declared shape: {first_line(exc)}"
         ) from None
-
-
-def flatten_outputs(result: Any) -> list[Any]:
-    """A model's outputs as one flat list, in order, whatever tuples, lists and dicts hold them."""
-    if isinstance(result, (tuple, list)):
-        return [t for item in result for t in flatten_outputs(item)]
-    if isinstance(result, Mapping):
-        return [t for item in result.values() for t in flatten_outputs(item)]
-    return [result]
 
 
 def _dynamic_axes(names_in, inputs, names_out, outputs) -> dict[str, dict[int, str]]:

@@ -6,10 +6,10 @@ import copy
 
 import pytest
 import torch
-from studio_distillation._interface import Output, failure, mismatch, run_outputs
+from studio_distillation._interface import failure, mismatch
 from studio_distillation.students import cost, input_mismatch, output_layers, reinitialise, width_student
 
-from studio.api import ParameterError, TensorSpec
+from studio.api import OutputShape, ParameterError, TensorSpec, run_outputs
 from studio.core.graph import inspect_model
 from studio.core.models import load_torch_module
 
@@ -59,11 +59,11 @@ def test_reinitialise_changes_every_learned_layer(teacher):
 def test_mismatches_are_one_sentence(teacher):
     module = load_torch_module(teacher, trusted=True)
     got = run_outputs(module, EXAMPLE)
-    assert mismatch(got, [Output("output", (2, 10))], by_place=True) is None
-    assert mismatch(got, [Output("output", (2, 7))], by_place=True) == (
+    assert mismatch(got, [OutputShape("output", (2, 10))], by_place=True) is None
+    assert mismatch(got, [OutputShape("output", (2, 7))], by_place=True) == (
         "the student gives outputs of shape (2, 10) but the teacher gives (2, 7)"
     )
-    two = [Output("output[0]", (2, 10)), Output("output[1]", (2, 4))]
+    two = [OutputShape("output[0]", (2, 10)), OutputShape("output[1]", (2, 4))]
     assert mismatch(got, two, by_place=True) == "the student gives 1 output but the teacher gives 2 outputs"
     colour = (torch.zeros(2, 3, 28, 28),)
     with pytest.raises(RuntimeError) as caught:

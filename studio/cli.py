@@ -181,6 +181,34 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         metavar="N,C,H,W",
         help="input shape for models that do not record one (repeat for several inputs)",
     )
+    p.add_argument(
+        "--input-spec",
+        action="append",
+        type=_input_spec,
+        metavar="NAME=ROLE",
+        help="what an input is fed: batch (samples), state (zeros) or a value such as sr=16000; "
+        "inferred from the shapes when not given (comma-separate or repeat for several inputs)",
+    )
+
+
+def model_file_options(args: argparse.Namespace) -> dict:
+    """How to read a model file, as every command that takes one was told."""
+    roles = {name: role for given in args.input_spec or () for name, role in given.items()}
+    return {
+        "weights": args.weights,
+        "trust": args.trust,
+        "input_shapes": args.input_shape,
+        "input_roles": roles or None,
+    }
+
+
+def _input_spec(text: str) -> dict[str, str]:
+    from studio.core.input_roles import parse_input_spec
+
+    try:
+        return parse_input_spec(text)
+    except StudioError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -251,9 +279,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from studio.versions import check_model_file
 
     # Read the whole file before the project folder is even created: a refusal writes nothing.
-    checked = check_model_file(
-        args.model, weights=args.weights, trust=args.trust, input_shapes=args.input_shape
-    )
+    checked = check_model_file(args.model, **model_file_options(args))
     with Project.open_or_create(args.project) as project:
         version = project.add_checked_model(checked, name=args.name)
         emit(args, version.to_dict(), version_text)
@@ -276,14 +302,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from studio.versions import inspect_file
 
     if args.project is None:
-        info = inspect_file(
-            Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
-        )
+        info = inspect_file(Path(args.model), **model_file_options(args))
     else:
         with Project.open(args.project) as project:
-            version = project.find_model(
-                args.model, weights=args.weights, trust=args.trust, input_shapes=args.input_shape
-            )
+            version = project.find_model(args.model, **model_file_options(args))
             info = project.inspect(version)
     payload = info.to_dict()
     emit(args, payload, lambda d: info_text(d, limit=args.layers))
@@ -331,9 +353,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     data = dataset.load() if dataset is not None else None  # a bad dataset is refused before any write
     checked = None
     if looks_like_path(args.model):
-        checked = check_model_file(
-            Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
-        )
+        checked = check_model_file(Path(args.model), **model_file_options(args))
     elif not (args.project / DATABASE_NAME).is_file():
         raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     if checked is not None and data is not None:
@@ -484,9 +504,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     dataset = _dataset_spec(args)
     checked = None
     if looks_like_path(args.model):
-        checked = check_model_file(
-            Path(args.model), weights=args.weights, trust=args.trust, input_shapes=args.input_shape
-        )
+        checked = check_model_file(Path(args.model), **model_file_options(args))
     elif not (args.project / DATABASE_NAME).is_file():
         raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     if checked is not None:  # the step's own checks pass before the file is imported

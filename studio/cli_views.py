@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from studio.core.input_roles import describe_role
 from studio.tables import UNKNOWN, human_bytes, human_count, percent, table
 
 
@@ -18,8 +19,12 @@ def _shape(shape: list) -> str:
 
 
 def _tensors(title: str, specs: list[dict]) -> str:
-    rows = [(s["name"], _shape(s["shape"]), s["dtype"]) for s in specs]
-    return f"{title}:\n" + table(["name", "shape", "dtype"], rows, align="lll")
+    """Inputs also say what they are fed when one is not a batch of samples (a state, a value)."""
+    if not any("role" in s for s in specs):
+        rows = [(s["name"], _shape(s["shape"]), s["dtype"]) for s in specs]
+        return f"{title}:\n" + table(["name", "shape", "dtype"], rows, align="lll")
+    rows = [(s["name"], _shape(s["shape"]), s["dtype"], describe_role(s.get("role", "batch"))) for s in specs]
+    return f"{title}:\n" + table(["name", "shape", "dtype", "fed"], rows, align="llll")
 
 
 def version_text(v: dict) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from studio.core.benchmark import BenchmarkSettings, MeasurementRequest, ModelRef
 from studio.core.data import DatasetSpec
+from studio.core.input_roles import roles_of
 from studio.core.models import ModelFiles
 from studio.core.trust import is_model_trusted
 from studio.store import DatasetRecord, Measurement, ModelVersion, Store
@@ -17,7 +18,12 @@ from studio.versions import input_shapes_of
 
 
 def model_ref(files: ModelFiles, version: ModelVersion) -> ModelRef:
-    return ModelRef.of(files, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))
+    return ModelRef.of(
+        files,
+        trusted=is_model_trusted(files),
+        input_shapes=input_shapes_of(version),
+        input_roles=roles_of(version.inputs),
+    )
 
 
 def measurement_request(

@@ -9,13 +9,14 @@ share one folder.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,6 +162,7 @@ class Project:
         weights: Path | None = None,
         trust: bool = False,
         input_shapes: list[tuple[int, ...]] | None = None,
+        input_roles: Mapping[str, str] | None = None,
     ) -> ModelVersion:
         """Copy a model file into the project as a new root version (or the one already holding it).
 
@@ -168,7 +170,9 @@ class Project:
         """
         from studio.versions import check_model_file
 
-        checked = check_model_file(path, weights=weights, trust=trust, input_shapes=input_shapes)
+        checked = check_model_file(
+            path, weights=weights, trust=trust, input_shapes=input_shapes, input_roles=input_roles
+        )
         return self.add_checked_model(checked, name=name)
 
     def add_checked_model(
@@ -219,13 +223,16 @@ class Project:
         weights: Path | None = None,
         trust: bool = False,
         input_shapes: list[tuple[int, ...]] | None = None,
+        input_roles: Mapping[str, str] | None = None,
     ) -> ModelVersion:
         """A version by id or name; a model file is imported first (or found, if it already was)."""
         from studio.versions import looks_like_path
 
         text = str(ref)
         if isinstance(ref, Path) or looks_like_path(text):
-            return self.import_model(Path(text), weights=weights, trust=trust, input_shapes=input_shapes)
+            return self.import_model(
+                Path(text), weights=weights, trust=trust, input_shapes=input_shapes, input_roles=input_roles
+            )
         try:
             version = self._store.find_version(text)
         except StudioError:
@@ -245,11 +252,13 @@ class Project:
 
     def inspect(self, version: ModelVersion) -> ModelInfo:
         from studio.core.graph import inspect_model
+        from studio.core.input_roles import inherit_roles
         from studio.core.trust import is_model_trusted
         from studio.versions import input_shapes_of
 
         files = self.model_files(version)
-        return inspect_model(files, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))
+        info = inspect_model(files, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))
+        return dataclasses.replace(info, inputs=inherit_roles(info.inputs, version.inputs))
 
     # -- measurements --------------------------------------------------------------------------
 

@@ -7,12 +7,15 @@ the project exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.api import ModelFormatError, StudioError
 from studio.core.files import check_artifact_name, sha256_file
 from studio.core.graph import ModelInfo, inspect_model
+from studio.core.input_roles import assign_roles
 from studio.core.models import ModelFiles, ModelFormat, collect_files, load_onnx, onnx_graph_problem
 from studio.core.trust import grant, is_model_trusted
 from studio.store import ModelVersion
@@ -38,13 +41,20 @@ def check_model_file(
     weights: Path | None = None,
     trust: bool = False,
     input_shapes: list[tuple[int, ...]] | None = None,
+    input_roles: Mapping[str, str] | None = None,
+    require_values: bool = True,
 ) -> CheckedModel:
-    """Recognise, trust-check and inspect a model file; raises StudioError and writes nothing."""
+    """Recognise, trust-check and inspect a model file; raises StudioError and writes nothing.
+
+    Each input gets its role (``input_roles`` over what the shapes say): studio.core.input_roles.
+    """
     path = Path(path).expanduser()
     files = collect_files(path, weights=Path(weights).expanduser() if weights else None)
     _check_onnx_graph(files)
     trusted = trust or is_model_trusted(files)
     info = inspect_model(files, trusted=trusted, input_shapes=input_shapes)
+    roles = assign_roles(info.inputs, input_roles, require_values=require_values)
+    info = dataclasses.replace(info, inputs=roles)
     if trust:
         grant(files)  # the user's decision, remembered on this machine once the file proved loadable
     shapes = tuple(tuple(s) for s in input_shapes) if input_shapes else None
@@ -67,8 +77,17 @@ def inspect_file(
     weights: Path | None = None,
     trust: bool = False,
     input_shapes: list[tuple[int, ...]] | None = None,
+    input_roles: Mapping[str, str] | None = None,
 ) -> ModelInfo:
-    return check_model_file(path, weights=weights, trust=trust, input_shapes=input_shapes).info
+    """What a model file is, for describing it: a value still to give is shown, not refused."""
+    return check_model_file(
+        path,
+        weights=weights,
+        trust=trust,
+        input_shapes=input_shapes,
+        input_roles=input_roles,
+        require_values=False,
+    ).info
 
 
 def files_of(version: ModelVersion, folder: Path) -> ModelFiles:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.api import Context, ParameterError, first_line, node_macs
+from studio.api import Context, ModelHandle, ParameterError, first_line, node_macs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -258,21 +258,36 @@ def conv_share(model: onnx.ModelProto) -> float:
     return sum(n.macs for n in nodes if n.op in CONV_OPS) / total if total else 0.0
 
 
-def fixed_batch(path: Path) -> int | None:
-    """The batch size the ONNX file was exported with, or None when it takes any.
+def fixed_batch(graph_of: Path | onnx.ModelProto, model: ModelHandle) -> int | None:
+    """The batch size the ONNX file (or loaded graph) was exported with, or None when it takes any.
 
     Read from the file that is quantized rather than from the model's description, so that every
-    run made here (calibration, probes) feeds batches this very graph accepts.
+    run made here (calibration, probes) feeds batches this very graph accepts. Only inputs that
+    take samples count (``TensorSpec.role``); a model with a state runs one sample at a time.
     """
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    roles = {spec.name: spec.role for spec in model.inputs}
+    if "state" in roles.values():
+        return 1
+    if isinstance(graph_of, onnx.ModelProto):
+        graph = graph_of.graph
+    else:
+        graph = onnx.load(str(graph_of), load_external_data=False).graph
     weights = initializer_names(graph)
     for value in graph.input:
         dims = value.type.tensor_type.shape.dim
-        if value.name not in weights and dims and dims[0].dim_value > 0:
+        if value.name in weights or roles.get(value.name, "batch") != "batch":
+            continue
+        if dims and dims[0].dim_value > 0:
             return dims[0].dim_value
     return None
+
+
+def with_fixed_inputs(model: ModelHandle, runs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """Each run of samples completed with what the inputs that take no samples are fed."""
+    fixed = model.fixed_inputs()
+    return [{**run, **fixed} for run in runs] if fixed else runs
 
 
 # -- preparing --------------------------------------------------------------------------------------

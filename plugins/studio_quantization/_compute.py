@@ -103,8 +103,9 @@ def conv_share(ctx: Context) -> ComputeShare:
 def sample_feeds(ctx: Context, model: onnx.ModelProto) -> dict[str, np.ndarray] | None:
     """One batch the graph accepts: the first dataset sample, or an example input when the
     model's description fixes every dimension but the batch; None when neither is there."""
-    names = graph_inputs(model)
-    batch = common_batch(model)
+    fixed = ctx.model.fixed_inputs()  # a state, a sample rate: fed as they always are
+    names = [name for name in graph_inputs(model) if name not in fixed]
+    batch = common.fixed_batch(model, ctx.model) or 1
     for split in ("validation", "calibration", "train"):
         data = ctx.dataset(split)
         if data is not None and len(data):
@@ -112,8 +113,8 @@ def sample_feeds(ctx: Context, model: onnx.ModelProto) -> dict[str, np.ndarray] 
             keys = names if set(feeds) == set(names) else list(feeds)
             if len(keys) == len(names):
                 idx = np.arange(batch) % len(data)
-                return {name: feeds[key][idx] for name, key in zip(names, keys, strict=True)}
-    specs = ctx.model.inputs
+                return {**{name: feeds[key][idx] for name, key in zip(names, keys, strict=True)}, **fixed}
+    specs = [spec for spec in ctx.model.inputs if spec.name not in fixed]
     if len(specs) != len(names) or any(not _fixed(spec.shape[1:]) for spec in specs):
         return None
     rng = np.random.default_rng(0)
@@ -123,21 +124,12 @@ def sample_feeds(ctx: Context, model: onnx.ModelProto) -> dict[str, np.ndarray] 
         dtype = np.dtype(spec.dtype)
         floating = np.issubdtype(dtype, np.floating)
         feeds[name] = rng.standard_normal(shape).astype(dtype) if floating else np.zeros(shape, dtype)
-    return feeds
+    return {**feeds, **fixed}
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[str]:
     weights = common.initializer_names(model)
     return [i.name for i in model.graph.input if i.name not in weights]
-
-
-def common_batch(model: onnx.ModelProto) -> int:
-    weights = common.initializer_names(model)
-    for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if value.name not in weights and dims and dims[0].dim_value > 0:
-            return dims[0].dim_value
-    return 1
 
 
 def _fixed(dims: tuple) -> bool:

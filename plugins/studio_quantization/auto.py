@@ -214,7 +214,7 @@ class Trials:
         ]
         # one scale per tensor below opset 13, or once ONNX Runtime could not fit per-channel scales
         self.per_channel = params.per_channel and prepared.per_channel_possible
-        self.batch = common.fixed_batch(prepared.path)
+        self.batch = common.fixed_batch(prepared.path, ctx.model)
         feeds, labels = common.evaluation_inputs(ctx, limit=None)
         self.feeds, self.labels = feeds, labels
         self.reference = ctx.predict(prepared.source, feeds)
@@ -294,6 +294,7 @@ class Trials:
                     feeds,
                     self.batch or static.CALIBRATION_BATCH,
                     lambda f: self.ctx.progress(0.05 + 0.1 * f, "calibrating"),
+                    fixed=self.ctx.model.fixed_inputs(),
                 )
             self.per_channel = static.quantize(
                 self.base, path, self.static_params(), reader, exclude=excluded, cache=self.cache
@@ -327,7 +328,7 @@ class Trials:
         split = self.ctx.dataset("calibration")
         source = split if split is not None and len(split) else self.ctx.dataset("validation")
         feeds = {k: v[:limit] for k, v in source.feeds().items()}
-        return split_samples(feeds, self.batch or 1)
+        return common.with_fixed_inputs(self.ctx.model, split_samples(feeds, self.batch or 1))
 
     def measure_sensitivity(
         self, model, nodes: list[common.QNode], start: float, end: float

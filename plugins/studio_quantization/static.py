@@ -99,7 +99,10 @@ class StaticQuantization(Technique):
         target = ctx.temp_dir().resolve() / "static.onnx"
         feeds = calibration_feeds(ctx, params.calibration_samples)
         reader = CalibrationReader(
-            feeds, batch_size(prepared.path), lambda f: ctx.progress(0.1 + 0.6 * f, "calibrating")
+            feeds,
+            batch_size(prepared.path, ctx),
+            lambda f: ctx.progress(0.1 + 0.6 * f, "calibrating"),
+            fixed=ctx.model.fixed_inputs(),
         )
         wanted = params.per_channel and prepared.per_channel_possible
         per_channel = quantize(prepared.path, target, params, reader, per_channel=wanted)
@@ -131,10 +134,10 @@ def calibration_feeds(ctx: Context, limit: int) -> dict[str, np.ndarray]:
     return {k: v[:limit] for k, v in split.feeds().items()}
 
 
-def batch_size(model: Path) -> int:
+def batch_size(model: Path, ctx: Context) -> int:
     """The model's fixed batch when it has one (a graph exported for batch 1 takes nothing
     else), else a few samples per calibration run."""
-    return common.fixed_batch(model) or CALIBRATION_BATCH
+    return common.fixed_batch(model, ctx.model) or CALIBRATION_BATCH
 
 
 class CalibrationReader:
@@ -144,8 +147,16 @@ class CalibrationReader:
     callback stops the calibration where it is.
     """
 
-    def __init__(self, feeds: dict[str, np.ndarray], batch: int, progress: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        feeds: dict[str, np.ndarray],
+        batch: int,
+        progress: Callable[[float], None],
+        *,
+        fixed: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.feeds, self.batch, self.progress = feeds, batch, progress
+        self.fixed = fixed or {}  # inputs that take no samples: a state, a sample rate
         self.n = len(next(iter(feeds.values())))
         self.start = 0
 
@@ -160,7 +171,7 @@ class CalibrationReader:
         self.progress(self.start / self.n)
         idx = np.arange(self.start, self.start + self.batch) % self.n  # a fixed batch is filled up
         self.start += self.batch
-        return {k: v[idx] for k, v in self.feeds.items()}
+        return {**{k: v[idx] for k, v in self.feeds.items()}, **self.fixed}
 
     def rewind(self) -> None:
         self.start = 0

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -166,6 +166,7 @@ class ModelRef(BaseModel):
     weights: str | None = None
     trusted: bool = False
     input_shapes: tuple[tuple[int, ...], ...] | None = None  # one full shape per input, in order
+    input_roles: dict[str, str] | None = None  # input name → batch, state or a value (core.input_roles)
 
     @classmethod
     def of(
@@ -174,6 +175,7 @@ class ModelRef(BaseModel):
         *,
         trusted: bool = False,
         input_shapes: Sequence[tuple[int, ...]] | None = None,
+        input_roles: Mapping[str, str] | None = None,
     ) -> ModelRef:
         return cls(
             main=str(files.main),
@@ -182,6 +184,7 @@ class ModelRef(BaseModel):
             weights=None if files.weights is None else str(files.weights),
             trusted=trusted,
             input_shapes=None if input_shapes is None else tuple(tuple(s) for s in input_shapes),
+            input_roles=None if input_roles is None else dict(input_roles),
         )
 
     def files(self) -> ModelFiles:
@@ -396,6 +399,7 @@ def _opened(ref: ModelRef, runtime: str, settings: BenchmarkSettings, threads: i
         threads=threads,
         trusted=ref.trusted,
         input_shapes=ref.input_shapes,
+        input_roles=ref.input_roles,
     )
     try:
         yield runner

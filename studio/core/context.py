@@ -11,7 +11,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,12 @@ class LocalModel:
         input_shapes: list[tuple[int, ...]] | None,
         scratch: Callable[[], Path],
         name: str | None = None,
+        input_roles: Mapping[str, str] | None = None,
     ) -> None:
         self.files = files
         self.trusted = trusted
         self.input_shapes = input_shapes
+        self.input_roles = None if input_roles is None else dict(input_roles)
         self.name = name or files.main.stem
         self.kind = "onnx" if files.format is ModelFormat.ONNX else "torch"
         self.path = files.main
@@ -51,9 +53,16 @@ class LocalModel:
 
         return inspect_model(self.files, trusted=self.trusted, input_shapes=self.input_shapes)
 
-    @property
+    @cached_property
     def inputs(self) -> list[TensorSpec]:
-        return list(self._info.inputs)
+        from studio.core.input_roles import assign_roles
+
+        return assign_roles(self._info.inputs, self.input_roles)
+
+    def fixed_inputs(self) -> dict[str, np.ndarray]:
+        from studio.core.input_roles import BATCH, fixed_array
+
+        return {s.name: fixed_array(s, s.role) for s in self.inputs if s.role != BATCH}
 
     @property
     def outputs(self) -> list[TensorSpec]:
@@ -102,7 +111,11 @@ class LocalModel:
         from studio.core.models import torch_example_inputs, torch_input_specs
 
         if self.kind == "torch":
-            specs = torch_input_specs(self.files, self.load_torch(), self.input_shapes)
+            from studio.core.input_roles import assign_roles
+
+            specs = assign_roles(
+                torch_input_specs(self.files, self.load_torch(), self.input_shapes), self.input_roles
+            )
         else:
             specs = self.inputs
         return torch_example_inputs(specs, batch=batch)
@@ -152,6 +165,7 @@ class LocalContext:
         threads: int | None = None,
         trusted: bool = False,
         input_shapes: list[tuple[int, ...]] | None = None,
+        input_roles: Mapping[str, str] | None = None,
         progress: Callable[[float, str], None] | None = None,
         cancel_requested: Callable[[], bool] | None = None,
         resolve: Callable[[str], Any] | None = None,
@@ -164,7 +178,9 @@ class LocalContext:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._scratch_root: Path | None = None
         files = model if isinstance(model, ModelFiles) else collect_files(Path(model))
-        self.model = LocalModel(files, trusted=trusted, input_shapes=input_shapes, scratch=self.temp_dir)
+        self.model = LocalModel(
+            files, trusted=trusted, input_shapes=input_shapes, scratch=self.temp_dir, input_roles=input_roles
+        )
         self._dataset_spec = dataset
         self._datasets: dict[str, LocalDataset] = {}
         self._loaded = None
@@ -202,13 +218,19 @@ class LocalContext:
 
         path = Path(ref).expanduser()
         if path.exists():
-            files = collect_files(path)
-            shapes = None
+            files, shapes, roles = collect_files(path), None, None
         elif self._resolve is not None:
-            files, shapes = self._resolve(ref)
+            files, shapes, *rest = self._resolve(ref)
+            roles = rest[0] if rest else None
         else:
             raise ParameterError(f"'{ref}' is neither a model file nor a version of this project")
-        return LocalModel(files, trusted=is_model_trusted(files), input_shapes=shapes, scratch=self.temp_dir)
+        return LocalModel(
+            files,
+            trusted=is_model_trusted(files),
+            input_shapes=shapes,
+            scratch=self.temp_dir,
+            input_roles=roles,
+        )
 
     # -- progress --------------------------------------------------------------------------------
 
@@ -225,23 +247,25 @@ class LocalContext:
 
     def predict(self, model: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
         from studio.core.evaluate import predict
+        from studio.core.input_roles import roles_of
+        from studio.core.runtime import open_runner
 
         if _is_torch_module(model):
             return _predict_torch(model, feeds, self.device)
         files = model.files if isinstance(model, LocalModel) else collect_files(Path(model))
         trusted = model.trusted if isinstance(model, LocalModel) else False
         shapes = model.input_shapes if isinstance(model, LocalModel) else None
-        from studio.core.runtime import open_runner
-
-        runtime = "onnxruntime"
+        # a file a step wrote has its input model's interface (the gate holds it to that)
+        roles = roles_of((model if isinstance(model, LocalModel) else self.model).inputs)
         with contextlib.closing(
             open_runner(
                 files,
-                runtime=runtime,
+                runtime="onnxruntime",
                 device=self.device,
                 threads=self.threads,
                 trusted=trusted,
                 input_shapes=shapes,
+                input_roles=roles,
             )
         ) as runner:
             named = _rename(feeds, runner.inputs)
@@ -259,13 +283,16 @@ class LocalContext:
 
     def latency_ms(self, model: Path, *, batch: int = 1, runs: int = 50) -> float:
         from studio.core.benchmark import BenchmarkSettings, random_feeds, time_runner
+        from studio.core.input_roles import roles_of
         from studio.core.runtime import open_runner
 
         settings = BenchmarkSettings(
             batch=batch, threads=self.threads or 1, warmup=5, min_runs=runs, min_seconds=0.2
         )
+        files = collect_files(Path(model))
+        roles = roles_of(self.model.inputs)
         with contextlib.closing(
-            open_runner(collect_files(Path(model)), device=self.device, threads=self.threads or 1)
+            open_runner(files, device=self.device, threads=self.threads or 1, input_roles=roles)
         ) as runner:
             split = self.dataset("validation")
             if split is not None:
@@ -345,8 +372,9 @@ def _predict_torch(module: Any, feeds: dict[str, np.ndarray], device: str) -> np
 
 def _rename(feeds: dict[str, np.ndarray], inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
     """Feeds bound to one model's input names, for another model with the same inputs in order."""
-    if set(feeds) == {s.name for s in inputs}:
-        return feeds
+    names = [s.name for s in inputs]
+    if set(names) <= set(feeds):
+        return {name: feeds[name] for name in names}
     return {spec.name: value for spec, value in zip(inputs, feeds.values(), strict=False)}
 
 

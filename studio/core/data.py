@@ -115,8 +115,10 @@ def bind(dataset: Dataset, inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
 
     One array and one input pair up whatever their names; otherwise arrays are matched to
     inputs by name. A shape or type that cannot fit is refused here with one sentence rather
-    than failing deep inside the runtime.
+    than failing deep inside the runtime. Inputs that do not take samples (a state, a fixed
+    value: see studio.core.input_roles) are left to the runner.
     """
+    inputs = [spec for spec in inputs if spec.role == "batch"]
     if len(dataset.arrays) == 1 and len(inputs) == 1:
         (array,) = dataset.arrays.values()
         return {inputs[0].name: _fit(dataset.name, array, inputs[0])}

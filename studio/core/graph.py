@@ -5,7 +5,9 @@ not fit this machine's memory or has no runtime here can still be inspected; onl
 inference leaves a size that a MAC count needs unknown is the model run once, on a sample
 input, to read it. PyTorch models are converted to a temporary ONNX file first and inspected
 the same way. MACs are counted with the rules of :mod:`studio._macs`, which the techniques use
-too. A count that cannot be known is None, never 0: a 0 would read as "free".
+too; parameters with the one rule of :mod:`studio.core.parameters`, which
+:func:`~studio.core.parameters.count_parameters` uses too, so the table's total and that count
+agree. A count that cannot be known is None, never 0: a 0 would read as "free".
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from studio.core.models import (
     TensorSpec,
     count_parameters,
     export_torch_files,
-    learned_inputs,
     load_onnx,
     onnx_io_specs,
 )
-from studio.core.shape_inference import Shape, constant_tensor, infer_shapes, subgraphs
+from studio.core.parameters import node_parameters
+from studio.core.shape_inference import Shape, constant_values, infer_shapes, subgraphs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,7 +110,7 @@ def _counted(
 ) -> tuple[list[Layer], dict[str, list[int]] | None]:
     """The layer rows, and the concrete input shapes they are for (when every size is known)."""
     graph = model.graph
-    constants = _constant_values(graph)
+    constants = constant_values(graph)
     inferred = infer_shapes(
         model,
         batch=batch,
@@ -117,105 +119,14 @@ def _counted(
         unknown=lambda shapes: _missing_shapes(graph, shapes),
     )
     shapes = inferred.shapes
-    sizes = weight_sizes(graph, constants)
-    weights = _read_as_weights(graph)
-    counted: set[str] = set()
+    params = node_parameters(graph, constants)
     layers = []
     for index, node in enumerate(graph.node):
-        params = 0
-        for name in learned_inputs(node):
-            if name in sizes and name in weights and name not in counted:
-                counted.add(name)
-                params += sizes[name]
         output = shapes.get(node.output[0]) if node.output else None
         name = node.name or f"{node.op_type}_{index}"
-        layers.append(Layer(name, node.op_type, output, params, _node_macs(node, shapes, constants)))
+        layers.append(Layer(name, node.op_type, output, params[index], _node_macs(node, shapes, constants)))
     at = None if inferred.inputs is None else {k: list(v) for k, v in inferred.inputs.items()}
     return layers, at
-
-
-# =============================================================================================
-# Parameters: where weights live
-
-
-# Indices, shapes and flags are never learned values, whatever operand they fill.
-_NOT_WEIGHT_TYPES = frozenset({7, 8, 9})  # INT64, STRING, BOOL
-# These read their input's shape, not its values: a weight they read is not used as one.
-_SHAPE_READERS = frozenset({"Shape", "Size"})
-
-
-def weight_sizes(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray]) -> dict[str, int]:
-    """Element count of every tensor that may hold weights, by name, in a graph and its subgraphs.
-
-    Initializers (dense and sparse), ``Constant`` nodes, and ``ConstantOfShape`` nodes whose
-    shape is a constant. A Constant's scalar is a literal written in code (a 0.5 in GELU, an
-    epsilon), not a learned value; an initializer's is kept, as exporters store learned scalars
-    there.
-    """
-    sizes: dict[str, int] = {}
-    for tensor in graph.initializer:
-        if tensor.data_type not in _NOT_WEIGHT_TYPES:
-            sizes[tensor.name] = _elements(tensor.dims)
-    for sparse in graph.sparse_initializer:
-        sizes[sparse.values.name] = _elements(sparse.dims)
-    for node in graph.node:
-        tensor = constant_tensor(node)
-        if tensor is not None and tensor.dims and tensor.data_type not in _NOT_WEIGHT_TYPES:
-            sizes[node.output[0]] = _elements(tensor.dims)
-        elif node.op_type == "ConstantOfShape" and node.input and node.input[0] in constants:
-            fill = next((a.t for a in node.attribute if a.name == "value"), None)
-            dims = [int(d) for d in constants[node.input[0]].reshape(-1)]
-            if (fill is None or fill.data_type not in _NOT_WEIGHT_TYPES) and all(d >= 0 for d in dims):
-                sizes[node.output[0]] = _elements(dims)
-        for sub in subgraphs(node):
-            sizes.update(weight_sizes(sub, constants))
-    return sizes
-
-
-def _read_as_weights(graph: onnx.GraphProto) -> set[str]:
-    """Names read as operands of computation whose result reaches the graph's outputs.
-
-    This leaves out constants that only feed shape arithmetic (the padding an EfficientNet
-    works out from its input's size, a reshape's target) and nodes nothing reads. Walked
-    backwards until nothing changes, so a graph stored out of order is still followed.
-    """
-    reached = {value.name for value in graph.output}
-    while True:
-        before = len(reached)
-        for node in reversed(graph.node):
-            if node.op_type in _SHAPE_READERS or not any(name in reached for name in node.output):
-                continue
-            reached.update(learned_inputs(node))
-        if len(reached) == before:
-            return reached
-
-
-def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Small constants with their data (initializers and Constant nodes, subgraphs included):
-    shapes for ConstantOfShape, trip counts and conditions for Loop."""
-    import onnx
-    from onnx import numpy_helper
-
-    values: dict[str, np.ndarray] = {}
-    tensors = list(graph.initializer) + [t for n in graph.node if (t := constant_tensor(n)) is not None]
-    for tensor in tensors:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL or _elements(tensor.dims) > 4096:
-            continue
-        try:
-            values[tensor.name] = numpy_helper.to_array(tensor)
-        except Exception:  # a type numpy cannot hold, or a sparse value's missing data
-            continue
-    for node in graph.node:
-        for sub in subgraphs(node):
-            values.update(_constant_values(sub))
-    return values
-
-
-def _elements(dims: Sequence[int]) -> int:
-    count = 1
-    for d in dims:
-        count *= int(d)
-    return count
 
 
 # =============================================================================================

@@ -1,15 +1,23 @@
 """Counting a model's learned values the same way for ONNX and PyTorch, so versions compare.
 
-An ONNX graph stores more than weights as initializers (shapes, axes, quantization scales and
-zero points); only tensors that some node reads as a learned input count, each once.
+This module is the one rule for "what is a parameter" of an ONNX graph: the layer table
+(:mod:`studio.core.graph`), a version's figures and :func:`count_parameters` all read it here.
+Weights live in initializers (dense or sparse), in ``Constant`` nodes, in ``ConstantOfShape``
+nodes of a constant shape, and inside the subgraphs of If, Loop and Scan. An ONNX graph stores
+more there than weights (shapes, axes, quantization scales and zero points, literals of the
+code), so a tensor counts only when some node reads it as a learned input on the way to the
+graph's outputs, and each counts once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from studio.core.shape_inference import constant_tensor, constant_values, subgraphs
+
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
     import torch
 
@@ -61,23 +69,127 @@ _NOT_LEARNED_INPUTS: dict[str, frozenset[int]] = {
 
 def learned_inputs(node: onnx.NodeProto) -> Iterator[str]:
     """Names a node reads as learned values, including what nodes in its subgraphs read."""
+    yield from _operands(node)
+    for graph in subgraphs(node):
+        for inner in graph.node:
+            yield from learned_inputs(inner)
+
+
+def _operands(node: onnx.NodeProto) -> Iterator[str]:
+    """The node's own inputs that may be learned values (not its subgraphs')."""
     skip = _NOT_LEARNED_INPUTS.get(node.op_type, frozenset())
     yield from (name for i, name in enumerate(node.input) if name and i not in skip)
-    for attr in node.attribute:
-        for graph in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-            for inner in graph.node:
-                yield from learned_inputs(inner)
+
+
+# =============================================================================================
+# Where weights live
+
+
+# Indices, shapes and flags are never learned values, whatever operand they fill.
+_NOT_WEIGHT_TYPES = frozenset({7, 8, 9})  # INT64, STRING, BOOL
+# These read their input's shape, not its values: a weight they read is not used as one.
+_SHAPE_READERS = frozenset({"Shape", "Size"})
 
 
 def initializer_sizes(graph: onnx.GraphProto) -> dict[str, int]:
-    """Element count of every initializer of a graph and its subgraphs (data need not be loaded)."""
-    sizes = {t.name: _elements(t.dims) for t in graph.initializer}
-    sizes.update({s.values.name: _elements(s.dims) for s in graph.sparse_initializer})
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                sizes.update(initializer_sizes(sub))
+    """Element count of every initializer of a graph and its subgraphs (data need not be loaded).
+
+    Every initializer, shapes and scales included: what a file stores, not what it learned
+    (for that, :func:`weight_sizes` and :func:`node_parameters`).
+    """
+    sizes: dict[str, int] = {}
+    for g in _graphs(graph):
+        sizes.update({t.name: _elements(t.dims) for t in g.initializer})
+        sizes.update({s.values.name: _elements(s.dims) for s in g.sparse_initializer})
     return sizes
+
+
+def weight_sizes(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray] | None = None) -> dict[str, int]:
+    """Element count of every tensor that may hold weights, by name, in a graph and its subgraphs.
+
+    Initializers (dense and sparse), ``Constant`` nodes, and ``ConstantOfShape`` nodes whose
+    shape is a constant (``constants``: :func:`constant_values` of the graph, found here when
+    not given). A Constant's scalar is a literal written in code (a 0.5 in GELU, an epsilon),
+    not a learned value; an initializer's is kept, as exporters store learned scalars there.
+    """
+    if constants is None:
+        constants = constant_values(graph)
+    sizes: dict[str, int] = {}
+    for g in _graphs(graph):
+        for tensor in g.initializer:
+            if tensor.data_type not in _NOT_WEIGHT_TYPES:
+                sizes[tensor.name] = _elements(tensor.dims)
+        for sparse in g.sparse_initializer:
+            sizes[sparse.values.name] = _elements(sparse.dims)
+        for node in g.node:
+            size = _node_weight_size(node, constants)
+            if size is not None:
+                sizes[node.output[0]] = size
+    return sizes
+
+
+def _node_weight_size(node: onnx.NodeProto, constants: Mapping[str, np.ndarray]) -> int | None:
+    """Elements of the weight a Constant or ConstantOfShape node makes; None for other nodes."""
+    tensor = constant_tensor(node)
+    if tensor is not None:
+        return _elements(tensor.dims) if tensor.dims and tensor.data_type not in _NOT_WEIGHT_TYPES else None
+    if node.op_type != "ConstantOfShape" or not node.input or node.input[0] not in constants:
+        return None
+    fill = next((a.t for a in node.attribute if a.name == "value"), None)
+    dims = [int(d) for d in constants[node.input[0]].reshape(-1)]
+    if (fill is not None and fill.data_type in _NOT_WEIGHT_TYPES) or any(d < 0 for d in dims):
+        return None
+    return _elements(dims)
+
+
+def read_as_weights(graph: onnx.GraphProto) -> set[str]:
+    """Names read as operands of computation whose result reaches the graph's outputs.
+
+    This leaves out constants that only feed shape arithmetic (the padding an EfficientNet
+    works out from its input's size, a reshape's target) and nodes nothing reads. A subgraph
+    is followed the same way from its own outputs, when its node's result is reached; the
+    names it reads from the scope around it count too. Walked backwards until nothing changes,
+    so a graph stored out of order is still followed.
+    """
+    reached = {value.name for value in graph.output}
+    inner: dict[int, set[str]] = {}  # per node with subgraphs, found once
+    while True:
+        before = len(reached)
+        for index in range(len(graph.node) - 1, -1, -1):
+            node = graph.node[index]
+            if node.op_type in _SHAPE_READERS or not any(name in reached for name in node.output):
+                continue
+            reached.update(_operands(node))
+            if index not in inner:
+                inner[index] = set().union(*(read_as_weights(sub) for sub in subgraphs(node)))
+            reached.update(inner[index])
+        if len(reached) == before:
+            return reached
+
+
+def node_parameters(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray] | None = None) -> list[int]:
+    """Learned values per top-level node, in the graph's order: the weights it (or a subgraph it
+    holds) reads, each weight given to the first node that reads it so that none counts twice."""
+    sizes = weight_sizes(graph, constants)
+    weights = read_as_weights(graph)
+    counted: set[str] = set()
+    per_node = []
+    for node in graph.node:
+        params = 0
+        for name in learned_inputs(node):
+            if name in sizes and name in weights and name not in counted:
+                counted.add(name)
+                params += sizes[name]
+        per_node.append(params)
+    return per_node
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """A graph and, recursively, every subgraph its nodes hold."""
+    yield graph
+    for node in graph.node:
+        for sub in subgraphs(node):
+            yield from _graphs(sub)
 
 
 def _elements(dims: Sequence[int]) -> int:
@@ -87,11 +199,13 @@ def _elements(dims: Sequence[int]) -> int:
     return count
 
 
+# =============================================================================================
+# Whole models
+
+
 def onnx_parameter_count(model: onnx.ModelProto) -> int:
-    """Learned values: initializers that some node reads as weights, each counted once."""
-    sizes = initializer_sizes(model.graph)
-    used = {name for node in model.graph.node for name in learned_inputs(node)}
-    return sum(n for name, n in sizes.items() if name in used)
+    """Learned values of an ONNX model: the sum of :func:`node_parameters`, the layer table's rule."""
+    return sum(node_parameters(model.graph))
 
 
 def torch_parameter_count(module: torch.nn.Module) -> int:

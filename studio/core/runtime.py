@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -267,18 +267,31 @@ def open_runner(
     threads: int | None = None,
     trusted: bool = False,
     input_shapes: Sequence[tuple[int, ...]] | None = None,
+    input_roles: Mapping[str, str] | None = None,
 ) -> Runner:
-    """A runner for the model on the device; a PyTorch model on ONNX Runtime is converted first."""
+    """A runner for the model on the device; a PyTorch model on ONNX Runtime is converted first.
+
+    The runner takes the model's batch inputs only and fills in its states and values
+    (``input_roles``, inferred from the shapes when not given): see studio.core.input_roles.
+    """
+    from studio.core.input_roles import with_roles
+
     if runtime not in RUNTIMES:
         raise StudioError(f"unknown runtime '{runtime}': use {' or '.join(RUNTIMES)}")
     device = parse_device(device)
     if threads is not None and threads < 1:
         raise StudioError(f"threads must be at least 1, not {threads}")
     if runtime == "torch":
-        return _open_torch(files, device, threads, trusted, input_shapes)
-    if files.format is ModelFormat.ONNX:
-        return OnnxRunner(files.main, device=device, threads=threads)
-    return _open_converted(files, device, threads, trusted, input_shapes)
+        runner = _open_torch(files, device, threads, trusted, input_shapes)
+    elif files.format is ModelFormat.ONNX:
+        runner = OnnxRunner(files.main, device=device, threads=threads)
+    else:
+        runner = _open_converted(files, device, threads, trusted, input_shapes)
+    try:
+        return with_roles(runner, input_roles)
+    except BaseException:
+        runner.close()
+        raise
 
 
 def _open_torch(files, device, threads, trusted, input_shapes) -> TorchRunner:

@@ -119,10 +119,12 @@ def fixed_inputs(
     """Each tensor input's dims with the batch and the recorded sizes filled in.
 
     A dimension counts as open when it is a symbol, missing, or written as ``-1`` or ``0`` (how
-    some exporters say "any size"); an open first dimension is the batch. Dimensions nothing
-    fixes stay symbols, never numbers, so that they cannot be multiplied into a count.
+    some exporters say "any size"); an open first dimension is the batch, and so is its symbol
+    wherever else it stands (a recurrent state ``[2, batch, 128]``). Dimensions nothing fixes stay
+    symbols, never numbers, so that they cannot be multiplied into a count.
     """
     fixed: dict[str, Shape] = {}
+    batch_symbols = _batch_symbols(data_inputs(model))
     for index, value in enumerate(data_inputs(model)):
         if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
             continue
@@ -134,7 +136,7 @@ def fixed_inputs(
         for i, d in enumerate(declared):
             if d.HasField("dim_value") and d.dim_value > 0:
                 dims.append(d.dim_value)
-            elif i == 0:
+            elif i == 0 or (d.dim_param and d.dim_param in batch_symbols):
                 dims.append(batch)
             elif given is not None and int(given[i]) > 0:
                 dims.append(int(given[i]))
@@ -142,6 +144,16 @@ def fixed_inputs(
                 dims.append(d.dim_param or f"{value.name}_dim{i}")
         fixed[value.name] = tuple(dims)
     return fixed
+
+
+def _batch_symbols(values: Sequence[onnx.ValueInfoProto]) -> set[str]:
+    """The names the inputs give their open first dimension: the batch's."""
+    names = set()
+    for value in values:
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else ()
+        if dims and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0) and dims[0].dim_param:
+            names.add(dims[0].dim_param)
+    return names
 
 
 def sample_inputs(model: onnx.ModelProto, inputs: Mapping[str, Shape]) -> dict[str, tuple[int, ...]] | None:
@@ -478,6 +490,32 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
             kind = onnx.TensorProto.FLOAT if attr.name == "value_floats" else onnx.TensorProto.INT64
             return onnx.helper.make_tensor(name, kind, [len(values)], values)
     return None  # strings: neither a shape operand nor a weight
+
+
+def constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Small constants with their data (initializers and Constant nodes, subgraphs included):
+    the shapes a ConstantOfShape fills, a Loop's trip count and condition.
+
+    Large or external tensors are left out: they are weights, whose values no count reads.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    values: dict[str, np.ndarray] = {}
+    tensors = list(graph.initializer) + [t for n in graph.node if (t := constant_tensor(n)) is not None]
+    for tensor in tensors:
+        if (
+            tensor.data_location == onnx.TensorProto.EXTERNAL
+            or _elements(tensor.dims) > _SMALL_INTEGER_TENSOR
+        ):
+            continue
+        try:
+            values[tensor.name] = numpy_helper.to_array(tensor)
+        except Exception:  # a type numpy cannot hold, or a sparse value's missing data
+            continue
+    for sub in _subgraphs_of(graph):
+        values.update(constant_values(sub))
+    return values
 
 
 # =============================================================================================

@@ -8,7 +8,7 @@ and one that fails to import is reported with its error while the others keep wo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -156,6 +156,7 @@ def run_local(
     threads: int | None = None,
     trusted: bool = False,
     input_shapes: list[tuple[int, ...]] | None = None,
+    input_roles: Mapping[str, str] | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel_requested: Callable[[], bool] | None = None,
     resolve: Callable[[str], Any] | None = None,
@@ -177,6 +178,7 @@ def run_local(
         threads=threads,
         trusted=trusted,
         input_shapes=input_shapes,
+        input_roles=input_roles,
         progress=progress,
         cancel_requested=cancel_requested,
         resolve=resolve,

@@ -35,6 +35,7 @@ def torch_input_specs(
     files: ModelFiles, module: torch.nn.Module, input_shapes: Sequence[tuple[int, ...]] | None = None
 ) -> list[TensorSpec]:
     """What the module takes. Dim 0 is the batch: named "batch" wherever the model accepts any."""
+    _refuse_non_tensor_arguments(files, module)
     origin = origin_of(module)
     declared = _declared_inputs(files, origin)
     if input_shapes:
@@ -49,6 +50,23 @@ def torch_input_specs(
         TensorSpec(name, _batch_named(shape, origin.dynamic_batch), dtype)
         for name, (shape, dtype) in zip(names, declared, strict=True)
     ]
+
+
+def _refuse_non_tensor_arguments(files: ModelFiles, module: torch.nn.Module) -> None:
+    """A scripted ``forward(x, sr: int)`` cannot be fed arrays or exported with a tensor in that
+    place; say so at once, with what works, rather than fail on a missing argument later."""
+    schema = getattr(getattr(module, "forward", None), "schema", None)
+    if schema is None:
+        return
+    import torch
+
+    for argument in schema.arguments[1:]:
+        if not isinstance(argument.type, torch.TensorType):
+            raise ModelFormatError(
+                f"{files.main.name} takes '{argument.name}' as {argument.type}, not as a tensor; the studio "
+                "feeds models tensors: script it with a tensor there, or export it to ONNX, where a "
+                f"single-number input is given with --input-spec {argument.name}=VALUE"
+            )
 
 
 def _batch_named(shape: tuple[int, ...], dynamic: bool) -> tuple[int | str, ...]:
@@ -117,12 +135,18 @@ def _describe_tensors(tensors: Sequence[Any]) -> _Declared:
 
 
 def torch_example_inputs(specs: Sequence[TensorSpec], batch: int = 1) -> tuple[torch.Tensor, ...]:
-    """Tensors that fit ``specs``: random floats, zeros for integers (valid indices for embeddings)."""
+    """Tensors that fit ``specs``: random floats, zeros for integers (valid indices for embeddings);
+    a state or value input (see studio.core.input_roles) gets what it is always fed."""
     import torch
+
+    from studio.core.input_roles import BATCH, fixed_array
 
     generator = torch.Generator().manual_seed(0)
     tensors = []
     for spec in specs:
+        if spec.role != BATCH:
+            tensors.append(torch.from_numpy(fixed_array(spec, spec.role)))
+            continue
         shape = [
             batch if i == 0 and not isinstance(d, int) else (d if isinstance(d, int) else 1)
             for i, d in enumerate(spec.shape)

@@ -194,9 +194,10 @@ def record_step_output(
     name: str | None = None,
 ) -> ModelVersion:
     """Record a finished step's output as a child version, in the studio's process (never a worker's)."""
+    from studio.core.input_roles import roles_of
     from studio.versions import check_model_file
 
-    checked = check_model_file(Path(result["main"]), trust=False)
+    checked = check_model_file(Path(result["main"]), trust=False, input_roles=roles_of(parent.inputs))
     version = project.add_checked_model(
         checked,
         name=name or result.get("name") or f"{parent.name}+{technique}",

@@ -50,9 +50,8 @@ def execute(
         target = job.versions.get(ref.strip()) or job.versions.get(ref.strip().lstrip("vV"))
         if target is None:
             raise StudioError(f"'{ref}' is neither a model file nor a version of this project")
-        return target.files(), None if target.input_shapes is None else [
-            tuple(s) for s in target.input_shapes
-        ]
+        shapes = None if target.input_shapes is None else [tuple(s) for s in target.input_shapes]
+        return target.files(), shapes, target.input_roles
 
     if job.threads:
         _limit_threads(job.threads)
@@ -66,6 +65,7 @@ def execute(
         threads=job.threads,
         trusted=job.model.trusted,
         input_shapes=None if job.model.input_shapes is None else [tuple(s) for s in job.model.input_shapes],
+        input_roles=job.model.input_roles,
         progress=progress,
         cancel_requested=cancel_requested,
         resolve=resolve,
@@ -99,12 +99,21 @@ def _gate(job: TechniqueJob, output_main: Path):
 
     shapes = None if job.model.input_shapes is None else [tuple(s) for s in job.model.input_shapes]
     output_files = collect_files(output_main)
+    roles = job.model.input_roles
     parent = open_runner(
-        job.model.files(), threads=job.threads, trusted=job.model.trusted, input_shapes=shapes
+        job.model.files(),
+        threads=job.threads,
+        trusted=job.model.trusted,
+        input_shapes=shapes,
+        input_roles=roles,
     )
     try:
         output = open_runner(
-            output_files, threads=job.threads, trusted=is_model_trusted(output_files), input_shapes=shapes
+            output_files,
+            threads=job.threads,
+            trusted=is_model_trusted(output_files),
+            input_shapes=shapes,
+            input_roles=roles,
         )
         try:
             report = check_step_output(parent, output, job.dataset, floor=job.fidelity_floor)

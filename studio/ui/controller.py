@@ -245,13 +245,22 @@ class ProjectController(QObject):
         if self.session is not None:
             self.version_loaded.emit(view)
 
-    def import_model(self, path: Path, *, weights: Path | None = None, trust: bool = False) -> None:
+    def import_model(
+        self,
+        path: Path,
+        *,
+        weights: Path | None = None,
+        trust: bool = False,
+        input_roles: dict[str, str] | None = None,
+    ) -> None:
         if self.session is None:
             return
         session = self.session
         self.busy.emit(f"Importing {Path(path).name}…")
         self.background.run(
-            lambda: session.project.import_model(Path(path), weights=weights, trust=trust),
+            lambda: session.project.import_model(
+                Path(path), weights=weights, trust=trust, input_roles=input_roles
+            ),
             self._imported,
             self._failed,
         )

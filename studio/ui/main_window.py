@@ -142,7 +142,9 @@ class MainWindow(QMainWindow):
         if view.version.id != self.current_version:
             return  # the user moved on meanwhile
         v, p = view.version, self.parts
-        p.layers.set_model_info(f"v{v.id} {v.name}", view.layers, params=v.params, size=v.size_bytes)
+        p.layers.set_model_info(
+            f"v{v.id} {v.name}", view.layers, params=v.params, size=v.size_bytes, inputs=v.inputs
+        )
         if view.graph_file is not None:
             p.graph.show_file(view.graph_file, view.graph_extra)
         elif view.untrusted is not None:
@@ -217,7 +219,7 @@ class MainWindow(QMainWindow):
 
     def show_failure(self, failure) -> None:
         error = failure.error if isinstance(failure, TaskFailed) else failure
-        if self.opener.handle_untrusted(error, self.current_version):
+        if self.opener.handle_untrusted(error, self.current_version) or self.opener.handle_input_value(error):
             return
         details = failure.traceback if isinstance(failure, TaskFailed) else None
         show_error(self, error, details=None if _is_user_error(error) else details)

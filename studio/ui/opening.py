@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 from studio.core.files import DATABASE_NAME
 
@@ -21,6 +21,7 @@ WEIGHTS_FILTER = "Weights (*.safetensors *.pt *.pth *.bin);;All files (*)"
 TRUST_QUESTION_NAME = "studioTrustQuestion"
 UNPACK_QUESTION_NAME = "studioUnpackQuestion"
 LEAVE_QUESTION_NAME = "studioLeaveQuestion"
+INPUT_VALUE_QUESTION_NAME = "studioInputValueQuestion"
 
 Request = tuple[Path, Path | None]  # (model file, weights file for an architecture)
 
@@ -33,11 +34,12 @@ class Opener(QObject):
         self.window, self.controller, self.settings = window, controller, settings
         self._pending: Request | None = None  # to import once the "models" project is open
         self._last: Request | None = None  # the latest request, for a trust question about it
+        self._roles: dict[str, str] = {}  # input values the user gave for the latest request
         controller.project_opened.connect(self._import_pending)
 
     def open_model(self, path: Path, weights: Path | None = None) -> None:
         request = (Path(path), None if weights is None else Path(weights))
-        self._last = request
+        self._last, self._roles = request, {}
         self.settings.add_recent("models", request[0])
         if self.controller.session is None:
             self._pending = request
@@ -190,12 +192,52 @@ class Opener(QObject):
             and error.path.name in {p.name for p in self._last if p is not None}
         ):
             path, weights = self._last
-            self._ask_trust(error, lambda: self.controller.import_model(path, weights=weights, trust=True))
+            self._ask_trust(error, lambda: self._import_last(trust=True))
             return True
         if version_id is not None:
             self.ask_trust_version(version_id, error)
             return True
         return False
+
+    def _import_last(self, *, trust: bool = False) -> None:
+        path, weights = self._last
+        self.controller.import_model(
+            path, weights=weights, trust=trust, input_roles=dict(self._roles) or None
+        )
+
+    # -- an input's value -------------------------------------------------------------------------
+
+    def handle_input_value(self, error: BaseException) -> bool:
+        """Ask for the value of a single-number input (a sample rate) the model being imported
+        takes, then import it again with that value. True when it asked."""
+        from studio.core.input_roles import InputValueNeeded
+
+        if not isinstance(error, InputValueNeeded) or self._last is None:
+            return False
+        name = error.input_name
+        dialog = QInputDialog(self.window)
+        dialog.setObjectName(INPUT_VALUE_QUESTION_NAME)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.setWindowTitle("Value of an input")
+        dialog.setLabelText(
+            f"{self._last[0].name} takes '{name}', a single number the same for every sample "
+            "(a sample rate, say). What value does it take?"
+        )
+        dialog.textValueSelected.connect(lambda text: self._set_input_value(name, text))
+        dialog.open()
+        return True
+
+    def _set_input_value(self, name: str, text: str) -> None:
+        from studio.api import StudioError
+        from studio.core.input_roles import checked_role
+        from studio.ui.widgets.errors import show_error
+
+        try:
+            self._roles[name] = checked_role(name, text.strip())
+        except StudioError as error:
+            show_error(self.window, error)
+            return
+        self._import_last()
 
     def ask_trust_version(self, version_id: int, error: BaseException) -> None:
         self._ask_trust(error, lambda: self.controller.trust_version(version_id))

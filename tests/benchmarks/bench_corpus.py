@@ -12,9 +12,15 @@ studio's engine, with the model's dataset, as `studio optimize` runs it. Each pa
             parent on the validation split, is below the floor), or an error that is not one
             sentence (a traceback, an exception type).
 
-Targets: no BROKEN pair.
+Before the techniques, every model's parameters and MACs, as the studio records them at import,
+are compared with the counts the corpus made without the studio (``Made.params``, ``Made.macs``).
+The MACs are for one sample of the dataset's size, so this import is given that size, as a
+user gives ``--input-shape``; the techniques run on an import given only what the corpus gives.
 
-    python tests/benchmarks/bench_corpus.py [--quick] [--only NAME ...]
+Targets: every count within 1 % of the independent one, or "unknown" (never 0 or negative); no
+BROKEN pair.
+
+    python tests/benchmarks/bench_corpus.py [--quick] [--only NAME ...] [--counts-only]
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # model_corpus, shared with the tests
 
-from model_corpus import CORPUS  # noqa: E402
+from model_corpus import CORPUS, Made, count_problem, counting_shapes  # noqa: E402
 from targets import Report, add_arguments  # noqa: E402
 
 from studio.api import StudioError  # noqa: E402
@@ -46,6 +52,42 @@ TECHNIQUES = {
 }
 QUICK = ("quantize.dynamic", "quantize.static", "prune.structured")
 CHECK = BenchmarkSettings(runtime="onnxruntime", batch=1, threads=1, warmup=1, min_runs=1, min_seconds=0)
+
+
+def check_counts(report: Report, name: str, made: Made, folder: Path) -> None:
+    """Import the model at the dataset's size and judge its counts against the corpus's own."""
+    with Project.create(folder / "counting") as project:
+        try:
+            version = project.import_model(
+                made.model,
+                weights=made.weights,
+                trust=True,
+                input_shapes=counting_shapes(made),
+                input_roles=made.input_roles,
+            )
+        except StudioError as error:
+            report.check(f"counts: {name}", f"import refused: {error}", "within 1 % or unknown", False)
+            return
+    problems = [
+        f"{what} {problem}"
+        for what, found, truth in (("params", version.params, made.params), ("MACs", version.macs, made.macs))
+        if (problem := count_problem(found, truth))
+    ]
+    print(
+        f"{name:<30} params {_ratio(version.params, made.params):<36} MACs {_ratio(version.macs, made.macs)}",
+        flush=True,
+    )
+    measured = "; ".join(problems) or "agree"
+    report.check(f"counts: {name}", measured, "within 1 % or unknown", not problems)
+
+
+def _ratio(found: int | None, truth: int | None) -> str:
+    """``studio / independent = ratio``, with "unknown" for a count either side lacks."""
+    shown = "unknown" if found is None else f"{found:,}"
+    if truth is None:
+        return f"{shown} / not counted"
+    ratio = "-" if found is None or truth == 0 else f"{found / truth:.3f}"
+    return f"{shown} / {truth:,} = {ratio}"
 
 
 def run_pair(engine: Engine, project: Project, version, technique: str, dataset: str) -> tuple[str, str]:
@@ -90,6 +132,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.add_argument("--only", nargs="*", help="corpus entries to run (default: all)")
+    parser.add_argument("--counts-only", action="store_true", help="check the counts, run no technique")
     args = parser.parse_args()
     techniques = QUICK if args.quick else tuple(TECHNIQUES)
     rows: list[tuple[str, str, str, str]] = []
@@ -100,6 +143,9 @@ def main() -> int:
             folder = Path(tmp) / name.replace(" ", "-").replace("/", "-")
             folder.mkdir()
             made = build(folder)
+            check_counts(report, name, made, folder)
+            if args.counts_only:
+                continue
             with Project.create(folder / "project") as project:
                 try:
                     version = project.import_model(
@@ -107,6 +153,7 @@ def main() -> int:
                         weights=made.weights,
                         trust=True,
                         input_shapes=None if made.input_shape is None else [made.input_shape],
+                        input_roles=made.input_roles,
                     )
                 except StudioError as error:
                     rows += [(name, t, "refused", f"import: {error}") for t in techniques]
@@ -119,6 +166,8 @@ def main() -> int:
                             verdict, text = "BROKEN", f"crashed: {type(error).__name__}: {error}"
                         rows.append((name, technique, verdict, text))
                         print(f"{name:<30} {technique:<17} {verdict:<8} {text[:150]}", flush=True)
+        if args.counts_only:
+            return report.summary()
         print("\nmatrix (rows: models; columns: techniques)")
         header = f"{'':<30}" + "".join(f"{t:<18}" for t in techniques)
         print(header)

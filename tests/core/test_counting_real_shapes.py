@@ -22,7 +22,7 @@ from torch import nn
 
 from studio.cli_views import info_text, version_text
 from studio.core.graph import inspect_model, onnx_layers
-from studio.core.models import collect_files
+from studio.core.models import collect_files, count_parameters
 
 TOLERANCE = 0.01  # the bar: within 1 % of the independent count
 
@@ -414,6 +414,34 @@ def test_if_branches_of_different_cost_are_unknown_not_zero(tmp_path):
         "artifact": "0" * 64,
     }
     assert "MACs       unknown" in version_text({**version, "params": info.params, "macs": info.macs})
+
+
+def test_a_tensor_a_branch_reads_only_for_its_shape_is_not_a_parameter():
+    """Inside a subgraph as at the top: a tensor read by Shape is a size, not a learned value."""
+    rng = np.random.default_rng(1)
+    weight = numpy_helper.from_array(rng.standard_normal((16, 8)).astype(np.float32), "W")
+    template = numpy_helper.from_array(np.zeros((4, 8), np.float32), "template")
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Shape", ["template"], ["size"]),
+        helper.make_node("Reshape", ["h", "size"], ["branch_y"]),
+    ]
+    out = helper.make_tensor_value_info("branch_y", TensorProto.FLOAT, [4, 8])
+    branch = helper.make_graph(nodes, "branch", [], [out], [weight, template])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["flag"], ["y"], then_branch=branch, else_branch=branch)],
+        "shape_only",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16]),
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    (layer,) = onnx_layers(model)
+    assert layer.params == count_parameters(model) == 16 * 8  # W only, once: both branches are one graph
+    assert layer.macs == 4 * 16 * 8
 
 
 def test_a_loop_with_a_fixed_trip_count_counts_its_body_each_time():

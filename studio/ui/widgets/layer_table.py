@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio import tables
+from studio.api import TensorSpec
+from studio.core.input_roles import describe_role
 from studio.ui.models.figures import human_bytes, human_count
 from studio.ui.models.layer_model import NAME_ROLE, LayerFilterProxy, LayerTableModel
 
@@ -58,12 +61,25 @@ class LayerTable(QWidget):
         layout.addWidget(self.view, 1)
 
     def set_model_info(
-        self, title: str, layers: Sequence[Any], *, params: int | None, size: int | None
+        self,
+        title: str,
+        layers: Sequence[Any],
+        *,
+        params: int | None,
+        size: int | None,
+        inputs: Sequence[TensorSpec] = (),
     ) -> None:
+        """``inputs`` with a role other than batch (a state, a sample rate) are named under the title:
+        every figure of the version was measured with them fed so."""
         self.model.set_layers(layers)
+        fixed = [
+            f"{html.escape(s.name)} {html.escape(describe_role(s.role))}" for s in inputs if s.role != "batch"
+        ]
+        fed = f"<br>Fed on every run: {', '.join(fixed)}" if fixed else ""
         self.summary.setText(
-            f"<b>{title}</b> — {len(layers)} layers, {human_count(params)} parameters, "
+            f"<b>{html.escape(title)}</b> — {len(layers)} layers, {human_count(params)} parameters, "
             f"{tables.human_count(self.model.total_macs, missing=tables.UNKNOWN)} MACs, {human_bytes(size)}"
+            + fed
         )
         self.view.resizeColumnsToContents()
         self.view.setColumnWidth(1, min(self.view.columnWidth(1), 200))

@@ -43,6 +43,11 @@ def modernize(model: onnx.ModelProto) -> Modernized:
             f"{moved} weight(s) were also listed as graph inputs, as old exports do; they were made plain "
             "weights, so that the quantized model asks only for its real inputs."
         )
+    folded = constants_to_initializers(model)
+    if folded:
+        result.notes.append(
+            f"{folded} weight(s) held in Constant nodes were made plain weights, so that they could be quantized."
+        )
     old = default_opset(model)
     if old is not None and old < PER_CHANNEL_OPSET:
         problem = upgrade_opset(model)
@@ -70,6 +75,45 @@ def drop_initializer_inputs(model: onnx.ModelProto) -> int:
     if model.ir_version < 4:
         model.ir_version = max(min_ir_version(model), 4)
     return moved
+
+
+def constants_to_initializers(model: onnx.ModelProto, *, min_elements: int = 2) -> int:
+    """Move float tensors held by top-level Constant nodes into the initializers; returns how many.
+
+    Some exporters write every weight as a Constant node. The quantizers and the float16
+    converter look for weights among initializers only: left as nodes, they are not quantized,
+    or (float16) stay float32 beside converted operators and the model no longer loads.
+    """
+    from onnx import TensorProto
+
+    kept, moved = [], 0
+    for node in model.graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+        is_weight = (
+            node.op_type == "Constant"
+            and node.domain in DEFAULT_DOMAINS
+            and value is not None
+            and value.data_type == TensorProto.FLOAT
+            and _elements(value.dims) >= min_elements
+        )
+        if not is_weight:
+            kept.append(node)
+            continue
+        tensor = model.graph.initializer.add()
+        tensor.CopyFrom(value)
+        tensor.name = node.output[0]
+        moved += 1
+    if moved:
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+    return moved
+
+
+def _elements(dims) -> int:
+    count = 1
+    for d in dims:
+        count *= d
+    return count
 
 
 def default_opset(model: onnx.ModelProto) -> int | None:

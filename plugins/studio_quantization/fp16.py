@@ -80,6 +80,9 @@ def convert(model, params: Float16Params):
         from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     except ImportError:  # pragma: no cover - part of every onnxruntime wheel since 1.10
         raise StudioError("this ONNX Runtime has no float16 converter (onnxruntime.transformers)") from None
+    from ._legacy import constants_to_initializers
+
+    constants_to_initializers(model)  # the converter reaches weights only among initializers
     with common.quiet():
         converted = convert_float_to_float16(
             model,

@@ -88,15 +88,10 @@ def constants_to_initializers(model: onnx.ModelProto, *, min_elements: int = 2) 
 
     kept, moved = [], 0
     for node in model.graph.node:
-        value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
-        is_weight = (
-            node.op_type == "Constant"
-            and node.domain in DEFAULT_DOMAINS
-            and value is not None
-            and value.data_type == TensorProto.FLOAT
-            and _elements(value.dims) >= min_elements
+        value = (
+            _float_constant(node) if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS else None
         )
-        if not is_weight:
+        if value is None or value.data_type != TensorProto.FLOAT or _elements(value.dims) < min_elements:
             kept.append(node)
             continue
         tensor = model.graph.initializer.add()
@@ -107,6 +102,19 @@ def constants_to_initializers(model: onnx.ModelProto, *, min_elements: int = 2) 
         del model.graph.node[:]
         model.graph.node.extend(kept)
     return moved
+
+
+def _float_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor a Constant node holds, as ``value`` or as a list in ``value_floats``."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    for attr in node.attribute:
+        if attr.name == "value" and attr.HasField("t"):
+            return attr.t
+        if attr.name == "value_floats":
+            return numpy_helper.from_array(np.asarray(attr.floats, dtype=np.float32))
+    return None
 
 
 def _elements(dims) -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from studio.api import StudioError, TensorSpec
+from studio.api import StudioError, TensorSpec, shapes_match
 
 if TYPE_CHECKING:
     from studio.core.data import DatasetSpec
@@ -78,6 +78,8 @@ def interface_problem(
         if names_before != names_after:
             return f"its {what} are {_names(names_after)} where its parent's are {_names(names_before)}"
         for old, new in zip(before, after, strict=True):
+            if shapes_match(new.shape, old.shape):
+                continue
             if len(old.shape) != len(new.shape):
                 return f"{what[:-1]} '{new.name}' has {len(new.shape)} dimensions where its parent's has {len(old.shape)}"
             for axis, (a, b) in enumerate(zip(old.shape[1:], new.shape[1:], strict=True), start=1):

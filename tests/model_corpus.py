@@ -533,6 +533,129 @@ def streaming_state_and_rate(folder: Path) -> Made:
     )
 
 
+# What every technique must do on every corpus model: "ok" (a result kept, its fidelity to the
+# parent above the gate's floor on held-out samples) or the words its one-sentence refusal
+# starts with. Anything else — a refusal where a result was due, a result where a refusal was,
+# a changed interface, an unflagged collapse — is a regression.
+TECHNIQUES = (
+    "quantize.dynamic",
+    "quantize.static",
+    "quantize.fp16",
+    "quantize.auto",
+    "prune.magnitude",
+    "prune.structured",
+    "distill",
+)
+TECHNIQUE_PARAMS = {  # small settings: the models are small, and the verdict is what counts
+    "quantize.dynamic": {},
+    "quantize.static": {"calibration_samples": 32},
+    "quantize.fp16": {},
+    "quantize.auto": {"max_trials": 3},
+    "prune.magnitude": {},
+    "prune.structured": {"ratio": 0.25, "finetune_epochs": 1},
+    "distill": {"epochs": 1},
+}
+_QUANTIZED = dict.fromkeys(TECHNIQUES[:4], "ok")
+_NOT_TORCH = {
+    "prune.magnitude": "prune.magnitude takes PyTorch models; this one is ONNX",
+    "prune.structured": "prune.structured takes PyTorch models; this one is ONNX",
+    "distill": "an ONNX teacher has no architecture to shrink",
+}
+_ONNX = {**_QUANTIZED, **_NOT_TORCH}
+_AUTO_MISSES = {"quantize.auto": "no candidate met the tolerance"}  # random weights, 2 trials
+_IN_BRANCHES = "found no MatMul/Gemm/Conv/ConvTranspose/Gather node with constant weights in this model"
+EXPECTED: dict[str, dict[str, str]] = {
+    "opset 11 CNN": _ONNX,
+    "fixed batch 1 CNN": _ONNX,
+    "free height/width CNN": _ONNX,
+    "IR 3, initializers as inputs": _ONNX,
+    "transformer encoder": _ONNX,
+    "two heads (architecture .py)": dict.fromkeys(TECHNIQUES, "ok"),
+    "TorchScript CNN": {
+        **_QUANTIZED,
+        "prune.magnitude": "prune.magnitude needs the model's Python modules",
+        "prune.structured": "prune.structured needs the model's Python modules",
+        "distill": "student=width needs the teacher as an architecture .py file",
+    },
+    "weights in Constant nodes": _ONNX,
+    "weights inside If branches": {
+        **_NOT_TORCH,
+        "quantize.dynamic": "quantize.dynamic found no MatMul/Gemm",
+        "quantize.static": f"quantize.static {_IN_BRANCHES}",
+        "quantize.fp16": "ok",
+        "quantize.auto": "quantize.auto found no MatMul",
+    },
+    "ConstantOfShape bias": {**_ONNX, **_AUTO_MISSES},
+    "input [-1, 3, h, w]": _ONNX,
+    "EfficientNet same padding": _ONNX,
+    "state and sample-rate inputs": {**_ONNX, **_AUTO_MISSES},
+}
+
+
+def outcome_problem(name: str, technique: str, verdict: str, text: str) -> str | None:
+    """How a pair's outcome differs from the expected one; None when it is as expected."""
+    expected = EXPECTED[name][technique]
+    if expected == "ok":
+        return None if verdict == "ok" else f"expected a result, got {verdict}: {text}"
+    if verdict != "refused" or not text.startswith(expected):
+        return f"expected a refusal starting '{expected}', got {verdict}: {text}"
+    return None
+
+
+def run_pair(engine, version, technique: str, dataset: str) -> tuple[str, str]:
+    """(verdict, what to show) for one technique on one model, run by the studio's engine as
+    `studio optimize` runs it, then judged:
+
+    - ok        the result passed the gate (its fidelity to the parent on held-out samples shown);
+    - flagged   the result was kept, marked: its fidelity collapsed (exit code 3 on the command line);
+    - refused   one sentence, nothing recorded;
+    - BROKEN    a result kept with another interface than its parent, an unflagged collapse (the
+                gate passed but an independent measurement, in a fresh job against the parent on
+                the validation split, is below the floor), or an error that is not one sentence.
+    """
+    from studio.api import StudioError
+    from studio.core.benchmark import BenchmarkSettings
+    from studio.core.gate import AGREEMENT_FLOOR, COSINE_FLOOR
+
+    try:
+        outcome = engine.run_step(
+            version, technique, TECHNIQUE_PARAMS[technique], dataset=dataset, measure=None
+        )
+    except StudioError as error:
+        text = str(error)
+        if "\n" in text.strip() or "Traceback" in text:
+            return "BROKEN", f"not one sentence: {text.strip().splitlines()[-1][:120]}"
+        return "refused", text
+    new = outcome.version
+    if _shapes_differ(version, new):
+        return "BROKEN", f"interface changed: {new.outputs} vs {version.outputs}"
+    gate = new.details.get("gate") or {}
+    check = BenchmarkSettings(runtime="onnxruntime", batch=1, threads=1, warmup=1, min_runs=1, min_seconds=0)
+    independent = engine.measure(new, dataset=dataset, settings=check, reference=version).fidelity or {}
+    figure = _gate_text(gate)
+    floor_hit = independent and (
+        independent.get("cosine_min", 1.0) < COSINE_FLOOR
+        and independent.get("argmax_agreement", 1.0) < AGREEMENT_FLOOR
+    )
+    if floor_hit and not gate.get("collapsed"):
+        return "BROKEN", f"unflagged collapse: gate said {figure}, a fresh measurement {independent}"
+    return ("flagged" if gate.get("collapsed") else "ok"), figure
+
+
+def _shapes_differ(old, new) -> bool:
+    def dims(specs):
+        return [(s.name, [d if isinstance(d, int) and d > 0 else None for d in s.shape[1:]]) for s in specs]
+
+    return dims(old.inputs) != dims(new.inputs) or dims(old.outputs) != dims(new.outputs)
+
+
+def _gate_text(gate: dict) -> str:
+    if not gate:
+        return "no gate figures"
+    value = f"{100 * gate['figure']:.1f} %" if gate["rule"] == "top-1 agreement" else f"{gate['figure']:.4f}"
+    return f"{gate['rule']} {value} ({gate['samples']} held-out)"
+
+
 CORPUS: dict[str, Callable[[Path], Made]] = {
     "opset 11 CNN": opset11_cnn,
     "fixed batch 1 CNN": fixed_batch_cnn,

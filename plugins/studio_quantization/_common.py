@@ -168,6 +168,13 @@ def initializer_names(model: onnx.ModelProto | onnx.GraphProto) -> set[str]:
     return {t.name for t in graph.initializer}
 
 
+def constant_outputs(model: onnx.ModelProto | onnx.GraphProto) -> set[str]:
+    """Values made by Constant nodes: weights too, for exporters that write them so (``prepare``
+    turns them into initializers before quantizing)."""
+    graph = getattr(model, "graph", model)
+    return {node.output[0] for node in graph.node if node.op_type == "Constant" and node.output}
+
+
 def name_unnamed_nodes(model: onnx.ModelProto) -> None:
     """Exclusions and the sensitivity table refer to nodes by name, so every node needs one."""
     taken = {n.name for n in model.graph.node if n.name}
@@ -188,7 +195,7 @@ def weighted_nodes(
     A MatMul between two activations (attention scores) has no weight; static quantization
     still quantizes it, dynamic quantization does not (``const_weight_only``).
     """
-    wanted, consts = set(op_types), initializer_names(model)
+    wanted, consts = set(op_types), initializer_names(model) | constant_outputs(model)
     shapes = tensor_shapes(model)
     nodes = []
     for node in model.graph.node:
@@ -456,7 +463,32 @@ def _drop_unused_initializers(model: onnx.ModelProto) -> None:
 # -- after quantizing -------------------------------------------------------------------------------
 
 
-def refuse_unchanged(technique: str, changed: bool, candidates: int, ops: Iterable[str]) -> None:
+def nothing_to_quantize(technique: str, ops: Iterable[str], model: onnx.ModelProto | None) -> ParameterError:
+    """The refusal when no node could be quantized, saying where the weighted nodes are when they
+    sit only inside If/Loop branches, which ONNX Runtime's quantizers do not reach."""
+    kinds = "/".join(dict.fromkeys(ops))
+    text = f"{technique} found no {kinds} node with constant weights in this model, so there is nothing to quantize"
+    branched = 0 if model is None else _weighted_in_branches(model.graph, set(ops))
+    if branched:
+        text += (
+            f": its {branched} such node(s) sit inside If/Loop branches, which ONNX Runtime's quantizers "
+            "do not reach (quantize.fp16 converts them)"
+        )
+    return ParameterError(text)
+
+
+def _weighted_in_branches(graph: onnx.GraphProto, ops: set[str]) -> int:
+    count = 0
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                count += sum(n.op_type in ops for n in sub.node) + _weighted_in_branches(sub, ops)
+    return count
+
+
+def refuse_unchanged(
+    technique: str, changed: bool, candidates: int, ops: Iterable[str], model: onnx.ModelProto | None = None
+) -> None:
     """A result in which no node was quantized is the float model under a new name: refuse it.
 
     Handing it over would record an "int8" version that is not one, and any speed-up measured on
@@ -466,10 +498,7 @@ def refuse_unchanged(technique: str, changed: bool, candidates: int, ops: Iterab
         return
     kinds = "/".join(dict.fromkeys(ops))
     if not candidates:
-        raise ParameterError(
-            f"{technique} found no {kinds} node with constant weights in this model, so there is nothing "
-            "to quantize"
-        )
+        raise nothing_to_quantize(technique, ops, model)
     raise ParameterError(
         f"{technique} quantized none of the model's {candidates} {kinds} node(s), so the result would "
         "be the float model; check nodes_to_exclude"

@@ -155,11 +155,7 @@ class AutoQuantization(Technique):
         prepared = common.prepare(ctx, preprocess=True, gemm_to_matmul=mode == "dynamic")
         runner = Trials(ctx, params, mode, prepared)
         if not runner.nodes:
-            kinds = "/".join(runner.ops)
-            raise ParameterError(
-                f"quantize.auto has nothing to quantize: the model has no {kinds} node with constant weights "
-                "outside nodes_to_exclude"
-            )
+            raise common.nothing_to_quantize(self.name, runner.ops, ctx.model.load_onnx())
         search = runner.search()
         chosen = runner.pick_fastest(search)
         if not chosen.quantized:  # the float model under a new name, and its "speed-up" would be noise

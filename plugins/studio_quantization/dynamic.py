@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from studio.api import Context, ParameterError, Params, Technique, TechniqueResult
+from studio.api import Context, Params, Technique, TechniqueResult
 
 from . import _common as common
 from ._compute import ComputeShare, conv_share
@@ -82,10 +82,7 @@ class DynamicQuantization(Technique):
         common.check_node_names(model, params.nodes_to_exclude)
         candidates = common.weighted_nodes(model, params.op_types)
         if not candidates and not _has_other_ops(model, params.op_types):
-            chosen = ", ".join(params.op_types)
-            raise ParameterError(
-                f"the model has no {chosen} node with constant weights, so there is nothing to quantize"
-            )
+            raise common.nothing_to_quantize(self.name, params.op_types, model)
 
     def run(self, params: DynamicParams, ctx: Context) -> TechniqueResult:
         ctx.progress(0.05, "preparing the float model")

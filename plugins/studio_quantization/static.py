@@ -107,7 +107,9 @@ class StaticQuantization(Technique):
         wanted = params.per_channel and prepared.per_channel_possible
         per_channel = quantize(prepared.path, target, params, reader, per_channel=wanted)
         done, candidates = quantized(prepared, target)
-        common.refuse_unchanged(self.name, bool(done), len(candidates), common.WEIGHTED_OPS)
+        common.refuse_unchanged(
+            self.name, bool(done), len(candidates), common.WEIGHTED_OPS, ctx.model.load_onnx()
+        )
         ctx.progress(0.75, "comparing with the float model")
         scores = common.check_result(ctx, prepared.source, target)
         details, notes = describe(

@@ -2,15 +2,9 @@
 
 Each model of ``tests/model_corpus.py`` is built, imported into a project of its own (code-bearing
 files trusted: they are this corpus's own) and every built-in technique runs on it through the
-studio's engine, with the model's dataset, as `studio optimize` runs it. Each pair ends one way:
-
-- ok        the result passed the gate (its fidelity to the parent on held-out samples shown);
-- flagged   the result was kept, marked: its fidelity collapsed (exit code 3 on the command line);
-- refused   one sentence, nothing recorded;
-- BROKEN    a result kept with another interface than its parent, an unflagged collapse (the
-            gate passed but an independent measurement of fidelity, in a fresh job against the
-            parent on the validation split, is below the floor), or an error that is not one
-            sentence (a traceback, an exception type).
+studio's engine, with the model's dataset, as `studio optimize` runs it. Each pair ends ok,
+flagged, refused or BROKEN (``model_corpus.run_pair`` says what each means), and is held to the
+outcome ``model_corpus.EXPECTED`` names for it.
 
 Before the techniques, every model's parameters and MACs, as the studio records them at import,
 are compared with the counts the corpus made without the studio (``Made.params``, ``Made.macs``).
@@ -18,7 +12,7 @@ The MACs are for one sample of the dataset's size, so this import is given that 
 user gives ``--input-shape``; the techniques run on an import given only what the corpus gives.
 
 Targets: every count within 1 % of the independent one, or "unknown" (never 0 or negative); no
-BROKEN pair.
+BROKEN pair; every pair as expected.
 
     python tests/benchmarks/bench_corpus.py [--quick] [--only NAME ...] [--counts-only]
 """
@@ -32,26 +26,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # model_corpus, shared with the tests
 
-from model_corpus import CORPUS, Made, count_problem, counting_shapes  # noqa: E402
+from model_corpus import (  # noqa: E402
+    CORPUS,
+    TECHNIQUES,
+    Made,
+    count_problem,
+    counting_shapes,
+    outcome_problem,
+    run_pair,
+)
 from targets import Report, add_arguments  # noqa: E402
 
 from studio.api import StudioError  # noqa: E402
-from studio.core.benchmark import BenchmarkSettings  # noqa: E402
-from studio.core.gate import AGREEMENT_FLOOR, COSINE_FLOOR  # noqa: E402
 from studio.engine import Engine  # noqa: E402
 from studio.project import Project  # noqa: E402
 
-TECHNIQUES = {
-    "quantize.dynamic": {},
-    "quantize.static": {"calibration_samples": 32},
-    "quantize.fp16": {},
-    "quantize.auto": {"max_trials": 3},
-    "prune.magnitude": {},
-    "prune.structured": {"ratio": 0.25, "finetune_epochs": 1},
-    "distill": {"epochs": 1},
-}
 QUICK = ("quantize.dynamic", "quantize.static", "prune.structured")
-CHECK = BenchmarkSettings(runtime="onnxruntime", batch=1, threads=1, warmup=1, min_runs=1, min_seconds=0)
 
 
 def check_counts(report: Report, name: str, made: Made, folder: Path) -> None:
@@ -90,52 +80,15 @@ def _ratio(found: int | None, truth: int | None) -> str:
     return f"{shown} / {truth:,} = {ratio}"
 
 
-def run_pair(engine: Engine, project: Project, version, technique: str, dataset: str) -> tuple[str, str]:
-    """(verdict, what to show) for one technique on one model."""
-    try:
-        outcome = engine.run_step(version, technique, TECHNIQUES[technique], dataset=dataset, measure=None)
-    except StudioError as error:
-        text = str(error)
-        if "\n" in text.strip() or "Traceback" in text:
-            return "BROKEN", f"not one sentence: {text.strip().splitlines()[-1][:120]}"
-        return "refused", text
-    new = outcome.version
-    if _shapes_differ(version, new):
-        return "BROKEN", f"interface changed: {new.outputs} vs {version.outputs}"
-    gate = new.details.get("gate") or {}
-    independent = engine.measure(new, dataset=dataset, settings=CHECK, reference=version).fidelity or {}
-    figure = _gate_text(gate)
-    floor_hit = independent and (
-        independent.get("cosine_min", 1.0) < COSINE_FLOOR
-        and independent.get("argmax_agreement", 1.0) < AGREEMENT_FLOOR
-    )
-    if floor_hit and not gate.get("collapsed"):
-        return "BROKEN", f"unflagged collapse: gate said {figure}, a fresh measurement {independent}"
-    return ("flagged" if gate.get("collapsed") else "ok"), figure
-
-
-def _shapes_differ(old, new) -> bool:
-    def dims(specs):
-        return [(s.name, [d if isinstance(d, int) and d > 0 else None for d in s.shape[1:]]) for s in specs]
-
-    return dims(old.inputs) != dims(new.inputs) or dims(old.outputs) != dims(new.outputs)
-
-
-def _gate_text(gate: dict) -> str:
-    if not gate:
-        return "no gate figures"
-    value = f"{100 * gate['figure']:.1f} %" if gate["rule"] == "top-1 agreement" else f"{gate['figure']:.4f}"
-    return f"{gate['rule']} {value} ({gate['samples']} held-out)"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.add_argument("--only", nargs="*", help="corpus entries to run (default: all)")
     parser.add_argument("--counts-only", action="store_true", help="check the counts, run no technique")
     args = parser.parse_args()
-    techniques = QUICK if args.quick else tuple(TECHNIQUES)
+    techniques = QUICK if args.quick else TECHNIQUES
     rows: list[tuple[str, str, str, str]] = []
+    unexpected: list[str] = []
     with Report.from_args("corpus", args) as report, tempfile.TemporaryDirectory() as tmp:
         for name, build in CORPUS.items():
             if args.only and name not in args.only:
@@ -161,11 +114,15 @@ def main() -> int:
                 with Engine.for_project(project) as engine:
                     for technique in techniques:
                         try:
-                            verdict, text = run_pair(engine, project, version, technique, str(made.dataset))
+                            verdict, text = run_pair(engine, version, technique, str(made.dataset))
                         except Exception as error:  # a crash of the studio itself: the worst verdict
                             verdict, text = "BROKEN", f"crashed: {type(error).__name__}: {error}"
                         rows.append((name, technique, verdict, text))
                         print(f"{name:<30} {technique:<17} {verdict:<8} {text[:150]}", flush=True)
+                        if verdict != "BROKEN" and (
+                            problem := outcome_problem(name, technique, verdict, text)
+                        ):
+                            unexpected.append(f"{name} / {technique}: {problem}")
         if args.counts_only:
             return report.summary()
         print("\nmatrix (rows: models; columns: techniques)")
@@ -177,6 +134,9 @@ def main() -> int:
         counts = {v: sum(r[2] == v for r in rows) for v in ("ok", "flagged", "refused", "BROKEN")}
         report.figure("pairs", f"{len(rows)}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
         report.check("pairs that are BROKEN", str(counts["BROKEN"]), "0", counts["BROKEN"] == 0)
+        for line in unexpected:
+            print(f"  not as expected: {line}")
+        report.check("pairs not as expected", str(len(unexpected)), "0", not unexpected)
         return report.summary()
 
 

@@ -1,0 +1,65 @@
+"""Every corpus model through the engine, held to its expected outcome (``model_corpus.EXPECTED``).
+
+The whole matrix (every technique on every model) is ``tests/benchmarks/bench_corpus.py``; here
+each model meets dynamic quantization, which reaches the import, the result gate, input roles
+and the recorded interface, and the techniques that must refuse it do so in one sentence.
+One project and one pool of workers serve all the models, as they would serve a user's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from model_corpus import CORPUS, EXPECTED, outcome_problem, run_pair
+
+from studio.core.trust import grant
+from studio.engine import Engine
+from studio.project import Project
+
+SUITE_TECHNIQUES = ("quantize.dynamic", "prune.structured", "distill")
+
+
+@pytest.fixture(scope="module")
+def corpus_project(tmp_path_factory):
+    """Every corpus model imported into one project, with its dataset; an engine to run steps."""
+    folder = tmp_path_factory.mktemp("corpus")
+    imported = {}
+    with Project.create(folder / "project") as project:
+        for name, build in CORPUS.items():
+            made = build(_folder(folder, name))
+            version = project.import_model(
+                made.model,
+                name=name.replace(" ", "-").replace("/", "-").replace(",", ""),
+                weights=made.weights,
+                trust=True,
+                input_shapes=None if made.input_shape is None else [made.input_shape],
+                input_roles=made.input_roles,
+            )
+            imported[name] = (version, str(made.dataset))
+        with Engine.for_project(project) as engine:
+            yield project, engine, imported
+
+
+def _folder(root: Path, name: str) -> Path:
+    folder = root / name.replace(" ", "-").replace("/", "-")
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_each_model_meets_its_expected_outcomes(corpus_project, name):
+    project, engine, imported = corpus_project
+    version, dataset = imported[name]
+    grant(project.model_files(version))  # each test has a data folder of its own: trust it there too
+    problems = []
+    for technique in SUITE_TECHNIQUES:
+        if EXPECTED[name][technique] == "ok" and technique != "quantize.dynamic":
+            continue  # a training run: the benchmark's, not the suite's
+        verdict, text = run_pair(engine, version, technique, dataset)
+        problem = (
+            "BROKEN: " + text if verdict == "BROKEN" else outcome_problem(name, technique, verdict, text)
+        )
+        if problem:
+            problems.append(f"{technique}: {problem}")
+    assert not problems, problems

@@ -171,7 +171,7 @@ def node_parameters(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray] 
     """Learned values per top-level node, in the graph's order: the weights it (or a subgraph it
     holds) reads, each weight given to the first node that reads it so that none counts twice."""
     sizes = weight_sizes(graph, constants)
-    weights = read_as_weights(graph)
+    weights = read_as_weights(graph) - _weight_scales(graph)
     counted: set[str] = set()
     per_node = []
     for node in graph.node:
@@ -182,6 +182,27 @@ def node_parameters(graph: onnx.GraphProto, constants: Mapping[str, np.ndarray] 
                 params += sizes[name]
         per_node.append(params)
     return per_node
+
+
+def _weight_scales(graph: onnx.GraphProto) -> set[str]:
+    """Per-channel weight scales of dynamic quantization, multiplied into the activations' scale.
+
+    ONNX Runtime writes ``Mul(DynamicQuantizeLinear's scale, weight scale)``; that weight scale is
+    a plain Mul operand, which would otherwise count as learned and make an int8 model look
+    bigger than its float parent.
+    """
+    activation_scales = {
+        node.output[1]
+        for node in graph.node
+        if node.op_type == "DynamicQuantizeLinear" and len(node.output) > 1
+    }
+    return {
+        name
+        for node in graph.node
+        if node.op_type == "Mul" and activation_scales.intersection(node.input)
+        for name in node.input
+        if name not in activation_scales
+    }
 
 
 def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:

@@ -523,3 +523,20 @@ def _count_sessions(monkeypatch) -> list[object]:
 
     monkeypatch.setattr(ort, "InferenceSession", spy)
     return made
+
+
+def test_dynamic_quantization_scales_are_not_counted_as_parameters(tmp_path: Path):
+    """ONNX Runtime multiplies per-channel weight scales into the activations' scale with a Mul;
+    counted as learned values, they made every int8 model look bigger than its float parent."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10)).eval()
+    source, target = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(1, 64),), str(source), input_names=["x"], dynamo=False)
+    quantize_dynamic(str(source), str(target), per_channel=True, op_types_to_quantize=["MatMul", "Gemm"])
+    quantized = onnx.load(str(target))
+    assert any(n.op_type == "DynamicQuantizeLinear" for n in quantized.graph.node)
+    assert count_parameters(quantized) == torch_params(module) == count_parameters(onnx.load(str(source)))

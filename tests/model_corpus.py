@@ -478,6 +478,18 @@ def efficientnet_same_padding(folder: Path) -> Made:
     return Made(path, None, _dataset(folder, {"input": _images(shape)}, 5), params=params, macs=macs)
 
 
+def exported_program_cnn(folder: Path) -> Made:
+    """A ``torch.export`` program (``.pt2``): a graph with its weights and example inputs, no
+    Python modules, fixed at batch 1 as ``torch.export`` records it by default."""
+    import torch
+
+    module = _cnn()
+    path = folder / "program.pt2"
+    torch.export.save(torch.export.export(module, (torch.randn(1, 3, 16, 16),)), str(path))
+    params, macs = _torch_counts(module, (1, 3, 16, 16))
+    return Made(path, None, _dataset(folder, {"input": _images((3, 16, 16))}, 5), params=params, macs=macs)
+
+
 class _Streaming:
     """A voice-activity-style network: a frame of 64 samples, a recurrent state [2, batch, 32]
     and the sample rate as a single number, as streaming audio models take them."""
@@ -589,6 +601,12 @@ EXPECTED: dict[str, dict[str, str]] = {
     "input [-1, 3, h, w]": _ONNX,
     "EfficientNet same padding": _ONNX,
     "state and sample-rate inputs": {**_ONNX, **_AUTO_MISSES},
+    "torch.export program (.pt2)": {
+        **_QUANTIZED,
+        "prune.magnitude": "prune.magnitude needs the model's Python modules",
+        "prune.structured": "prune.structured needs the model's Python modules",
+        "distill": "student=width needs the teacher as an architecture .py file",
+    },
 }
 
 
@@ -670,4 +688,5 @@ CORPUS: dict[str, Callable[[Path], Made]] = {
     "input [-1, 3, h, w]": minus_one_batch_cnn,
     "EfficientNet same padding": efficientnet_same_padding,
     "state and sample-rate inputs": streaming_state_and_rate,
+    "torch.export program (.pt2)": exported_program_cnn,
 }

@@ -64,9 +64,10 @@ def test_without_the_size_counts_are_known_or_unknown_never_zero_or_negative(bui
     assert all(layer.macs is None or layer.macs >= 0 for layer in info.layers)
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in CORPUS if n not in ("two heads (architecture .py)", "TorchScript CNN")]
-)
+TORCH_FILES = ("two heads (architecture .py)", "TorchScript CNN", "torch.export program (.pt2)")
+
+
+@pytest.mark.parametrize("name", [n for n in CORPUS if n not in TORCH_FILES])
 def test_count_parameters_of_an_onnx_file_uses_the_layer_tables_rule(built, name):
     """One rule: counting an ONNX model's parameters directly gives what the import recorded."""
     made = built[name]

@@ -29,6 +29,23 @@ class Made:
     macs: int | None = None
     input_roles: dict[str, str] | None = None  # what the user gives at import (--input-spec)
 
+    def import_into(self, project, *, at_sample_size: bool = False, name: str | None = None):
+        """The model as a version of ``project``, trusted (the corpus's own files), given what a
+        user gives: the shape a format cannot record, or (``at_sample_size``) one sample of the
+        dataset's size, which ``params`` and ``macs`` are for."""
+        if at_sample_size:
+            shapes = counting_shapes(self)
+        else:
+            shapes = None if self.input_shape is None else [self.input_shape]
+        return project.import_model(
+            self.model,
+            name=name,
+            weights=self.weights,
+            trust=True,
+            input_shapes=shapes,
+            input_roles=self.input_roles,
+        )
+
 
 TOLERANCE = 0.01  # a count agrees with the independent one within 1 %
 
@@ -426,27 +443,38 @@ def minus_one_batch_cnn(folder: Path) -> Made:
     return Made(path, None, _dataset(folder, {"input": _images(shape)}, 5), params=params, macs=macs)
 
 
+def same_pad_conv():
+    """A Conv2d with EfficientNet's "same" padding, worked out from the input's size at run time
+    (exported as Shape → arithmetic → Pad → Conv)."""
+    import torch
+    import torch.nn.functional as F
+
+    class SamePadConv(torch.nn.Conv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pads = []
+            for size, kernel, stride in zip(
+                x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
+            ):
+                size = torch.as_tensor(size)
+                out = torch.div(size + stride - 1, stride, rounding_mode="floor")
+                pad = torch.clamp((out - 1) * stride + kernel - size, min=0)
+                pads += [pad // 2, pad - pad // 2]
+            return F.conv2d(
+                F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+            )
+
+    return SamePadConv
+
+
 class _SamePadding:
-    """EfficientNet's "same" padding, worked out from the input's size at run time."""
+    """A block of same-padded convolutions, as EfficientNet's."""
 
     @staticmethod
     def build():
         import torch
         import torch.nn.functional as F
 
-        class SamePadConv(torch.nn.Conv2d):
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                pads = []
-                for size, kernel, stride in zip(
-                    x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
-                ):
-                    size = torch.as_tensor(size)
-                    out = torch.div(size + stride - 1, stride, rounding_mode="floor")
-                    pad = torch.clamp((out - 1) * stride + kernel - size, min=0)
-                    pads += [pad // 2, pad - pad // 2]
-                return F.conv2d(
-                    F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups
-                )
+        SamePadConv = same_pad_conv()
 
         class Block(torch.nn.Module):
             def __init__(self) -> None:

@@ -31,7 +31,6 @@ from model_corpus import (  # noqa: E402
     TECHNIQUES,
     Made,
     count_problem,
-    counting_shapes,
     outcome_problem,
     run_pair,
 )
@@ -48,13 +47,7 @@ def check_counts(report: Report, name: str, made: Made, folder: Path) -> None:
     """Import the model at the dataset's size and judge its counts against the corpus's own."""
     with Project.create(folder / "counting") as project:
         try:
-            version = project.import_model(
-                made.model,
-                weights=made.weights,
-                trust=True,
-                input_shapes=counting_shapes(made),
-                input_roles=made.input_roles,
-            )
+            version = made.import_into(project, at_sample_size=True)
         except StudioError as error:
             report.check(f"counts: {name}", f"import refused: {error}", "within 1 % or unknown", False)
             return
@@ -101,13 +94,7 @@ def main() -> int:
                 continue
             with Project.create(folder / "project") as project:
                 try:
-                    version = project.import_model(
-                        made.model,
-                        weights=made.weights,
-                        trust=True,
-                        input_shapes=None if made.input_shape is None else [made.input_shape],
-                        input_roles=made.input_roles,
-                    )
+                    version = made.import_into(project)
                 except StudioError as error:
                     rows += [(name, t, "refused", f"import: {error}") for t in techniques]
                     continue

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # model_corpus, shared with the benchmarks
 
-from model_corpus import CORPUS, Made, count_problem, counting_shapes  # noqa: E402
+from model_corpus import CORPUS, Made, count_problem  # noqa: E402
 
 from studio.core.models import count_parameters  # noqa: E402
 from studio.project import Project  # noqa: E402
@@ -39,13 +39,7 @@ def test_imported_counts_agree_with_the_independent_ones(built, name, tmp_path):
     made = built[name]
     assert made.params is not None and made.macs is not None  # every entry knows its truth
     with Project.create(tmp_path / "project") as project:
-        version = project.import_model(
-            made.model,
-            weights=made.weights,
-            trust=True,
-            input_shapes=counting_shapes(made),
-            input_roles=made.input_roles,
-        )
+        version = made.import_into(project, at_sample_size=True)
     assert count_problem(version.params, made.params) is None, f"parameters: {version.params}"
     assert count_problem(version.macs, made.macs) is None, f"MACs: {version.macs}"
     assert version.params is not None  # parameters never depend on a size: always known

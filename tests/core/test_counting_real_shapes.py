@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
+from model_corpus import same_pad_conv
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
@@ -109,19 +110,7 @@ class ConvLinearMatmul(nn.Module):
         return x.shape[2] * x.shape[3] * 24 * 12
 
 
-class SamePadConv(nn.Conv2d):
-    """EfficientNet's "same" padding, worked out from the input's size at run time."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, kernel, stride in zip(
-            x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
-        ):
-            size = torch.as_tensor(size)
-            out = torch.div(size + stride - 1, stride, rounding_mode="floor")
-            pad = torch.clamp((out - 1) * stride + kernel - size, min=0)
-            pads += [pad // 2, pad - pad // 2]
-        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+SamePadConv = same_pad_conv()
 
 
 class EfficientNetStyle(nn.Module):

@@ -28,13 +28,8 @@ def corpus_project(tmp_path_factory):
     with Project.create(folder / "project") as project:
         for name, build in CORPUS.items():
             made = build(_folder(folder, name))
-            version = project.import_model(
-                made.model,
-                name=name.replace(" ", "-").replace("/", "-").replace(",", ""),
-                weights=made.weights,
-                trust=True,
-                input_shapes=None if made.input_shape is None else [made.input_shape],
-                input_roles=made.input_roles,
+            version = made.import_into(
+                project, name=name.replace(" ", "-").replace("/", "-").replace(",", "")
             )
             imported[name] = (version, str(made.dataset))
         with Engine.for_project(project) as engine:

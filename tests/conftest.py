@@ -52,3 +52,13 @@ def studio_cli(tmp_path: Path):
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def corpus_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every model of ``tests/model_corpus.py``, built once for the whole run: name → Made."""
+    from model_corpus import CORPUS
+
+    return {
+        name: build(tmp_path_factory.mktemp(f"corpus{i}")) for i, (name, build) in enumerate(CORPUS.items())
+    }

@@ -58,7 +58,9 @@ def copy_project(src: Path, tmp_path: Path) -> Path:
 # -- what a user does --------------------------------------------------------------------------
 
 
-def test_demo_json_gives_the_project_and_a_measured_baseline(studio_cli, tmp_path: Path) -> None:
+def test_demo_gives_the_project_and_a_measured_baseline_as_json_then_as_a_table(
+    studio_cli, tmp_path: Path
+) -> None:
     result = studio_cli("demo", "--headless", "--project", tmp_path / "demo", "--json")
     assert result.returncode == 0, result.stderr
     out = result.json()
@@ -68,18 +70,11 @@ def test_demo_json_gives_the_project_and_a_measured_baseline(studio_cli, tmp_pat
     m = baseline["measurements"][0]
     assert m["accuracy"]["top1"] >= 0.98
     assert m["latency_ms"]["p50"] > 0 and m["batch"] == 1 and m["threads"] == 1
-    # run again: the same project and baseline, one more measurement
-    again = studio_cli("demo", "--headless", "--project", tmp_path / "demo", "--json").json()
-    assert again["baseline"]["id"] == baseline["id"]
-    with sqlite3.connect(tmp_path / "demo" / "studio.sqlite") as conn:
-        assert conn.execute("select count(*) from measurements").fetchone()[0] == 2
-        assert conn.execute("select count(*) from model_versions").fetchone()[0] == 1
 
-
-def test_demo_prints_a_table(studio_cli, tmp_path: Path) -> None:
-    result = studio_cli("demo", "--headless", "--project", tmp_path / "demo")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    # run again, for people: the same project and baseline, one more measurement, as a table
+    again = studio_cli("demo", "--headless", "--project", tmp_path / "demo")
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.splitlines()
     header = next(line for line in lines if line.startswith("version"))
     assert header.split() == [
         "version",
@@ -98,9 +93,13 @@ def test_demo_prints_a_table(studio_cli, tmp_path: Path) -> None:
     ]
     row = next(line.split() for line in lines if line.startswith("v1 "))
     assert row[:4] == ["v1", "baseline", "import", "torch_architecture"]
-    stored = studio_cli("versions", "--project", tmp_path / "demo", "--json").json()["versions"][0]
-    top1 = stored["latest_measurement"]["accuracy"]["top1"]
+    stored = studio_cli("versions", "--project", tmp_path / "demo", "--json").json()["versions"]
+    assert [v["id"] for v in stored] == [baseline["id"]]
+    top1 = stored[0]["latest_measurement"]["accuracy"]["top1"]
     assert row[7] == f"{top1:.2%}" and top1 >= 0.98
+    with sqlite3.connect(tmp_path / "demo" / "studio.sqlite") as conn:
+        assert conn.execute("select count(*) from measurements").fetchone()[0] == 2
+        assert conn.execute("select count(*) from model_versions").fetchone()[0] == 1
 
 
 def test_import_prints_the_version_and_copies_the_files(studio_cli, tmp_path: Path) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from model_corpus import streaming_state_and_rate
 
 
-@pytest.fixture(scope="module")
-def streaming(tmp_path_factory):
-    return streaming_state_and_rate(tmp_path_factory.mktemp("streaming"))
+@pytest.fixture
+def streaming(corpus_models):
+    return corpus_models["state and sample-rate inputs"]
 
 
 def test_the_rate_is_asked_for_then_given_and_shown(studio_cli, streaming, tmp_path: Path) -> None:

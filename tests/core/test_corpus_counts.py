@@ -10,28 +10,18 @@ prints the same comparison as a table.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import onnx
 import pytest
+from model_corpus import CORPUS, Made, count_problem
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # model_corpus, shared with the benchmarks
-
-from model_corpus import CORPUS, Made, count_problem  # noqa: E402
-
-from studio.core.models import count_parameters  # noqa: E402
-from studio.project import Project  # noqa: E402
-from studio.versions import check_model_file  # noqa: E402
+from studio.core.models import count_parameters
+from studio.project import Project
+from studio.versions import check_model_file
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> dict[str, Made]:
-    """Every corpus model, built once for the module."""
-    made = {}
-    for index, (name, build) in enumerate(CORPUS.items()):
-        made[name] = build(tmp_path_factory.mktemp(f"corpus{index}"))
-    return made
+@pytest.fixture
+def built(corpus_models) -> dict[str, Made]:
+    return corpus_models
 
 
 @pytest.mark.parametrize("name", list(CORPUS))

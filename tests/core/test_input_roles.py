@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_corpus import streaming_state_and_rate
 
 from studio.api import StudioError, TensorSpec
 from studio.core.benchmark import BenchmarkSettings
@@ -75,9 +74,9 @@ def test_a_spec_is_checked_against_the_model():
         assign_roles(STREAMING, {"input": "state", "sr": "1"})
 
 
-@pytest.fixture(scope="module")
-def streaming(tmp_path_factory):
-    return streaming_state_and_rate(tmp_path_factory.mktemp("streaming"))
+@pytest.fixture
+def streaming(corpus_models):
+    return corpus_models["state and sample-rate inputs"]
 
 
 def test_a_runner_takes_the_samples_and_fills_in_the_state_and_the_rate(streaming):

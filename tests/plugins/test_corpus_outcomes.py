@@ -8,8 +8,6 @@ One project and one pool of workers serve all the models, as they would serve a 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from model_corpus import CORPUS, EXPECTED, outcome_problem, run_pair
 
@@ -21,25 +19,17 @@ SUITE_TECHNIQUES = ("quantize.dynamic", "prune.structured", "distill")
 
 
 @pytest.fixture(scope="module")
-def corpus_project(tmp_path_factory):
+def corpus_project(corpus_models, tmp_path_factory):
     """Every corpus model imported into one project, with its dataset; an engine to run steps."""
-    folder = tmp_path_factory.mktemp("corpus")
     imported = {}
-    with Project.create(folder / "project") as project:
-        for name, build in CORPUS.items():
-            made = build(_folder(folder, name))
+    with Project.create(tmp_path_factory.mktemp("corpus") / "project") as project:
+        for name, made in corpus_models.items():
             version = made.import_into(
                 project, name=name.replace(" ", "-").replace("/", "-").replace(",", "")
             )
             imported[name] = (version, str(made.dataset))
         with Engine.for_project(project) as engine:
             yield project, engine, imported
-
-
-def _folder(root: Path, name: str) -> Path:
-    folder = root / name.replace(" ", "-").replace("/", "-")
-    folder.mkdir()
-    return folder
 
 
 @pytest.mark.parametrize("name", list(CORPUS))

@@ -29,7 +29,7 @@ def _question(qtbot) -> QInputDialog:
 def test_the_window_asks_for_the_sample_rate_and_imports_with_it(
     qtbot, window, tmp_path: Path, _private_data_dir: Path
 ):
-    made = streaming_state_and_rate(tmp_path)
+    made = streaming_state_and_rate(tmp_path)  # the corpus's: only this one, the window pass builds no other
     window.open_project(tmp_path / "project", create=True)
     qtbot.waitUntil(lambda: window.controller.session is not None, timeout=WAIT_MS)
     window.open_model(made.model)

@@ -317,7 +317,7 @@ def measure_here(request: MeasurementRequest) -> dict:
         )
     scores = _Scores()
     with _opened(request.model, settings.runtime, settings, threads) as runner:
-        _check_batch(runner.inputs, settings.batch)
+        _check_batch(runner, settings.batch)
         feeds = bind(validation, runner.inputs) if validation is not None else None
         outputs = _score(runner, feeds, validation, request, scores)
         shapes = request.model.input_shapes
@@ -416,8 +416,13 @@ def _provider(runner) -> str:
     return runner.runtime
 
 
-def _check_batch(inputs: list[TensorSpec], batch: int) -> None:
-    fixed = fixed_batch(inputs)
+def _check_batch(runner, batch: int) -> None:
+    fixed = fixed_batch(runner.inputs)
+    if fixed is not None and fixed != batch and getattr(runner, "one_stream", False):
+        raise StudioError(
+            f"the model has a state input, which holds one stream: it runs one sample at a time, "
+            f"so it cannot be timed at batch {batch}"
+        )
     if fixed is not None and fixed != batch:
         raise StudioError(
             f"the model was exported for batches of exactly {fixed}, so it cannot be timed at batch {batch}"

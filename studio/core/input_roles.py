@@ -174,6 +174,7 @@ class RoleFilledRunner:
         if missing:
             raise StudioError(f"no role is known for the model's input '{missing[0]}'")
         one_stream = any(roles[n] == STATE for n in specs)
+        self.one_stream = one_stream
         self.inputs = [
             dataclasses.replace(s, shape=(1, *s.shape[1:])) if one_stream else s
             for s in runner.inputs

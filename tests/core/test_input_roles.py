@@ -6,6 +6,8 @@ scalar ``sr``), exported from a real torch module; it runs for real through ONNX
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -118,6 +120,8 @@ def test_a_version_keeps_its_roles_and_its_steps_inherit_them(streaming, tmp_pat
                 dataset=str(streaming.dataset),
                 measure=None,
             )
+            with pytest.raises(StudioError, match="state input, which holds one stream: .* at batch 4"):
+                engine.measure(version, settings=dataclasses.replace(settings, batch=4))
         assert measured.samples == 32  # the validation split, fed frame by frame
         child = outcome.version
         assert roles_of(child.inputs) == roles_of(version.inputs)

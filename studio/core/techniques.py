@@ -164,7 +164,8 @@ def run_local(
     """Run a technique here, in this process: the worker's entry and the tests' harness.
 
     ``model`` is the main file of the input model (its files beside it); ``dataset`` a
-    DatasetSpec or None; ``resolve`` maps a version reference to ModelFiles for ``ctx.model_ref``.
+    DatasetSpec or None; ``resolve`` maps a version reference to ``(files, input_shapes[, input_roles])``
+    for ``ctx.model_ref``; ``input_roles`` says what each input is fed (studio.core.input_roles).
     """
     from studio.core.context import LocalContext
 

@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from studio.core.input_roles import describe_role
-from studio.tables import UNKNOWN, human_bytes, human_count, percent, table
+from studio.core.timing import SAME, SLOWER
+from studio.tables import UNKNOWN, human_bytes, human_count, percent, speed_cell, speed_text, table
 
 
 def _shape(shape: list) -> str:
@@ -94,12 +95,14 @@ def _accuracy_cell(m: dict | None) -> str:
 
 
 def measurement_text(m: dict) -> str:
-    lat = m["latency_ms"]
+    lat, timing = m["latency_ms"], m.get("timing") or {}
+    interval = timing.get("p50_ci95")
+    within = f" (95 % CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
     lines = [
         f"measurement {m['id']} of v{m['version']['id']} ({m['version']['name']})"
         f" on {m['device']} / {m['runtime']} ({m.get('provider') or '-'}), batch {m['batch']}, "
         f"{m['threads']} thread(s), {m['runs']} runs",
-        f"  latency ms   p50 {lat['p50']:.3f}   p90 {lat['p90']:.3f}   p99 {lat['p99']:.3f}"
+        f"  latency ms   p50 {lat['p50']:.3f}{within}   p90 {lat['p90']:.3f}   p99 {lat['p99']:.3f}"
         f"   mean {lat['mean']:.3f} ± {lat['std']:.3f}",
         f"  throughput   {m['throughput_per_s']:.1f} samples/s",
         f"  size         {human_bytes(m['size_bytes'])}   params {human_count(m['params'])}",
@@ -116,6 +119,14 @@ def measurement_text(m: dict) -> str:
             f"argmax agreement {percent(f['argmax_agreement'])}   max abs error {f['max_abs_error']:.3g}"
             f"  (vs v{m['reference_version_id']})"
         )
+    if timing.get("paired"):
+        paired = timing["paired"]
+        lines.append(
+            f"  speed        {speed_text(paired)} against v{m['reference_version_id']}, "
+            f"timed in {paired['rounds']} alternating rounds"
+        )
+    if timing.get("noise"):
+        lines.append(f"  {timing['noise']}: measure again on a quieter machine before trusting these timings")
     return "\n".join(lines)
 
 
@@ -123,6 +134,11 @@ def _collapsed_mark(version: dict) -> str:
     """ "⚠ " before a version whose result follows its parent poorly (studio.core.gate), as the window marks it."""
     gate = (version.get("details") or {}).get("gate") or {}
     return "⚠ " if gate.get("collapsed") else ""
+
+
+def _noisy_mark(m: dict) -> str:
+    """ "~" before a latency taken on a machine too busy, or with runs too spread, to trust as is."""
+    return "~" if (m.get("timing") or {}).get("noise") else ""
 
 
 def versions_table(versions: list[dict]) -> str:
@@ -143,7 +159,8 @@ def versions_table(versions: list[dict]) -> str:
                     human_count(v["params"]),
                     human_bytes(v["size_bytes"]),
                     _accuracy_cell(m),
-                    "-" if not m else f"{m['latency_ms']['p50']:.3f}",
+                    speed_cell(v.get("speed_vs_parent")),
+                    "-" if not m else _noisy_mark(m) + f"{m['latency_ms']['p50']:.3f}",
                     "-" if not m else f"{m['latency_ms']['p99']:.3f}",
                     "-" if not m else f"{m['throughput_per_s']:.1f}",
                 )
@@ -159,11 +176,17 @@ def versions_table(versions: list[dict]) -> str:
         "params",
         "size",
         "top-1",
+        "vs parent",
         "p50 ms",
         "p99 ms",
         "per s",
     ]
-    return table(headers, rows, align="llllrrrrrr")
+    table_text = table(headers, rows, align="llllrrrrrrr")
+    if any(_noisy_mark(v["latest_measurement"]) for v in versions if v.get("latest_measurement")):
+        table_text += (
+            "\n~ measured on a busy machine or with widely spread runs: measure again before trusting it"
+        )
+    return table_text
 
 
 def versions_text(summary: dict) -> str:
@@ -216,7 +239,7 @@ def outcome_text(o: dict) -> str:
                 "p50 latency ms",
                 f"{before['latency_ms']['p50']:.3f}",
                 f"{after['latency_ms']['p50']:.3f}",
-                _ratio(r["latency_p50"], "× faster"),
+                speed_text(r.get("speed") or {"speedup": r["latency_p50"]}),
             ),
             (
                 "size",
@@ -234,6 +257,15 @@ def outcome_text(o: dict) -> str:
         lines.append(table(["", "before", "after", "change"], rows, align="lrrr"))
     for note in o.get("notes") or []:
         lines.append(f"  note: {note}")
+    noisy = ((after or {}).get("timing") or {}).get("noise")
+    if noisy:
+        lines.append(f"  {noisy}: run the measurement again on a quieter machine before you trust it")
+    verdict = ((r or {}).get("speed") or {}).get("verdict")
+    if verdict in (SAME, SLOWER):  # the last line: a smaller model that is not faster misleads most
+        lines.append(
+            f"  not faster: v{o['id']} against v{o['parent_id']}: {speed_text(r['speed'])}, "
+            f"at {after['threads']} thread(s), batch {after['batch']}"
+        )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ turns versions into requests and results into rows, and rows into the report use
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from studio.core.benchmark import BenchmarkSettings, MeasurementRequest, ModelRef
@@ -71,6 +72,7 @@ def record_measurement(
         size_bytes=result.get("size_bytes"),
         params=result.get("params"),
         environment=result.get("environment") or {},
+        timing=result.get("timing") or {},
     )
 
 
@@ -135,5 +137,22 @@ def measurement_report(m: Measurement, version: ModelVersion, dataset: DatasetRe
         "runs": m.runs,
         "samples": m.samples,
         "environment": m.environment,
+        "timing": m.timing,
         "created_at": m.to_dict()["created_at"],
     }
+
+
+def speed_against_parent(version: ModelVersion, measurements: Iterable[Measurement]) -> dict | None:
+    """The latest paired speed-up of ``version`` over its parent (timed in one job, in alternating
+    rounds: studio.core.timing), or None when it was never timed against it."""
+    found = None
+    for m in measurements:
+        paired = (m.timing or {}).get("paired")
+        if m.version_id == version.id and m.reference_version_id == version.parent_id and paired:
+            found = {key: paired.get(key) for key in ("speedup", "ci95", "verdict", "rounds")}
+    return found
+
+
+def noise_of(m: Measurement | None) -> str | None:
+    """Why a measurement's timing is not to be trusted as it stands ("noisy: …"), or None."""
+    return None if m is None else (m.timing or {}).get("noise")

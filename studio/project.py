@@ -271,9 +271,10 @@ class Project:
 
     def summary(self) -> dict:
         """Every version with its lineage and its latest measurement: what `studio versions` shows."""
-        latest: dict[int, Measurement] = {}
-        for m in self._store.list_measurements():
-            latest[m.version_id] = m
+        from studio.measurements import speed_against_parent
+
+        measurements = self._store.list_measurements()
+        latest: dict[int, Measurement] = {m.version_id: m for m in measurements}
         return {
             "project": {"path": str(self._root), **self._store.project().to_dict()},
             "versions": [
@@ -282,6 +283,7 @@ class Project:
                     "latest_measurement": None
                     if v.id not in latest
                     else self.measurement_report(latest[v.id]),
+                    "speed_vs_parent": None if v.parent_id is None else speed_against_parent(v, measurements),
                 }
                 for v in self._store.list_versions()
             ],

@@ -93,3 +93,33 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
             front.append(i)
             best = points[i][1]
     return front
+
+
+def speed_text(speed: dict | None, *, missing: str = MISSING) -> str:
+    """A speed-up as people read it: ``2.31× faster (95 % CI 2.25–2.37×)``, ``no measurable
+    difference (0.98–1.03×)``, ``1.25× slower (…)``; a plain ratio for two timings taken apart."""
+    value = None if speed is None else speed.get("speedup")
+    if value is None:
+        return missing
+    interval, verdict = speed.get("ci95"), speed.get("verdict")
+    if interval is None or verdict is None:
+        return f"{value:.2f}× faster"
+    low, high = interval
+    if verdict == "faster":
+        return f"{value:.2f}× faster (95 % CI {low:.2f}–{high:.2f}×)"
+    if verdict == "slower":
+        return f"{1 / value:.2f}× slower (speed-up {value:.2f}×, 95 % CI {low:.2f}–{high:.2f}×)"
+    return f"no measurable difference ({low:.2f}–{high:.2f}×)"
+
+
+def speed_cell(speed: dict | None, *, missing: str = MISSING) -> str:
+    """The short form for a table cell: ``2.31×``, ``no gain``, ``1.25× slower``."""
+    value = None if speed is None else speed.get("speedup")
+    if value is None:
+        return missing
+    verdict = speed.get("verdict")
+    if verdict == "slower":
+        return f"{1 / value:.2f}× slower"
+    if verdict not in (None, "faster"):
+        return "no gain"
+    return f"{value:.2f}×"

@@ -29,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.api import StudioError
 from studio.core.data import Dataset, DatasetSpec, bind
 from studio.core.evaluate import accuracy, fidelity, fixed_batch, predict
-from studio.core.hardware import environment, physical_cores
+from studio.core.hardware import environment, logical_cores, physical_cores
 from studio.core.models import ModelFiles, ModelFormat, TensorSpec
+from studio.core.timing import CpuSample, PairedTiming, machine_load, median_ci, noise, time_paired
 
 if TYPE_CHECKING:
     from studio.core.runtime import Runner
@@ -93,6 +94,7 @@ class LatencyStats:
     max: float
     runs: int
     batch: int = 1
+    p50_ci95: tuple[float, float] | None = None  # where the median lies, 95 % of the time
 
     @classmethod
     def from_durations(cls, durations_ns: list[int], batch: int = 1) -> LatencyStats:
@@ -101,6 +103,7 @@ class LatencyStats:
         ms = np.asarray(durations_ns, dtype=np.float64) / 1e6
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])
         return cls(
+            p50_ci95=median_ci(ms),
             p50=float(p50),
             p90=float(p90),
             p99=float(p99),
@@ -117,7 +120,7 @@ class LatencyStats:
         return self.batch * 1000.0 / self.mean if self.mean > 0 else float("inf")
 
     def latency_ms(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if k not in ("runs", "batch")}
+        return {k: v for k, v in asdict(self).items() if k not in ("runs", "batch", "p50_ci95")}
 
 
 def time_runner(runner: Runner, feeds: dict[str, np.ndarray], settings: BenchmarkSettings) -> LatencyStats:
@@ -326,12 +329,56 @@ def measure_here(request: MeasurementRequest) -> dict:
             if feeds
             else random_feeds(runner.inputs, settings.batch, input_shapes=shapes)
         )
-        stats = time_runner(runner, timing_feeds, settings)
+        before = CpuSample.now()
+        if request.reference is None:
+            stats, paired = time_runner(runner, timing_feeds, settings), None
+        else:
+            stats, paired = _time_against(runner, timing_feeds, request.reference, settings, threads)
+        timing = _timing(stats, paired, machine_load(before, CpuSample.now(), logical_cores()), threads)
         runtime, device, provider = runner.runtime, runner.device, _provider(runner)
     if request.reference is not None:
         scores.fidelity = _fidelity(request.reference, validation, scores, outputs, settings, threads)
     where = {"runtime": runtime, "device": device, "provider": provider}
-    return _result(request, settings, threads, dataset, scores, stats, where)
+    return {**_result(request, settings, threads, dataset, scores, stats, where), "timing": timing}
+
+
+def _time_against(
+    runner, feeds: dict[str, np.ndarray], reference: ModelRef, settings: BenchmarkSettings, threads: int
+) -> tuple[LatencyStats, dict]:
+    """The model and its reference timed in alternating rounds (studio.core.timing), on the same
+    samples and runtime: the model's figures, and the speed-up with its interval."""
+    # an ONNX reference cannot run on torch: it is timed on ONNX Runtime, and the record says so
+    runtime = (
+        "onnxruntime" if settings.runtime == "torch" and not reference.format.is_torch else settings.runtime
+    )
+    with _opened(reference, runtime, settings, threads) as other:
+        _check_batch(other, settings.batch)
+        other_feeds = _rename(feeds, other.inputs)
+        timed: PairedTiming = time_paired(
+            lambda: runner.run(feeds),
+            lambda: other.run(other_feeds),
+            warmup=settings.warmup,
+            min_seconds=settings.min_seconds,
+            max_seconds=settings.max_seconds,
+        )
+    stats = LatencyStats.from_durations(timed.model_ns, settings.batch)
+    reference_stats = LatencyStats.from_durations(timed.reference_ns, settings.batch)
+    return stats, {
+        **timed.to_dict(),
+        "reference_latency_ms": reference_stats.latency_ms(),
+        "reference_runs": reference_stats.runs,
+        "reference_runtime": runtime,
+    }
+
+
+def _timing(stats: LatencyStats, paired: dict | None, load: dict, threads: int) -> dict:
+    """How far the figures can be trusted: the median's interval, the machine's load, a flag."""
+    return {
+        "p50_ci95": None if stats.p50_ci95 is None else list(stats.p50_ci95),
+        "load": load,
+        "noise": noise(stats.p50, stats.p90, load, threads),
+        "paired": paired,
+    }
 
 
 def _score(runner, feeds, validation: Dataset | None, request: MeasurementRequest, scores: _Scores):

@@ -38,7 +38,7 @@ def _cpu_info() -> dict:
     flags = set(fields.get("flags", "").split())
     return {
         "model": fields.get("model name") or platform.processor() or platform.machine() or "unknown",
-        "logical_cores": _logical_cores(),
+        "logical_cores": logical_cores(),
         "physical_cores": physical_cores(),
         "flags": {
             name: (any(f in flags for f in _AMX_FLAGS) if name == "amx" else name in flags)
@@ -64,7 +64,7 @@ def _read_cpuinfo() -> dict[str, str]:
     return fields
 
 
-def _logical_cores() -> int:
+def logical_cores() -> int:
     """Cores this process may use (its affinity mask), which a container may set below the machine's."""
     try:
         return len(os.sched_getaffinity(0))
@@ -93,8 +93,8 @@ def physical_cores() -> int:
             package = core = None
     if core is not None:
         cores.add((package or "0", core))
-    found = len(cores) or _logical_cores()
-    return max(1, min(found, _logical_cores()))
+    found = len(cores) or logical_cores()
+    return max(1, min(found, logical_cores()))
 
 
 def cuda_devices() -> list[dict]:

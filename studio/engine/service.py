@@ -458,7 +458,10 @@ class Engine:
         assert step.measure is not None
         queued = []
         try:
-            queued.append(self.submit_measure(new, dataset=step.dataset, settings=step.measure))
+            # timed in alternating rounds against its parent: the speed-up is one job's, paired
+            queued.append(
+                self.submit_measure(new, dataset=step.dataset, settings=step.measure, reference=step.version)
+            )
             store = self._project.store
             if comparable_measurement(store, step.version, step.measure, step.dataset) is None:
                 queued.append(self.submit_measure(step.version, dataset=step.dataset, settings=step.measure))

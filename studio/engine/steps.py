@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 # Measurements made after each step: batch 1 on one thread compares versions most fairly on a
 # desktop; `studio bench` measures any other setting on demand.
-AUTO_MEASURE = BenchmarkSettings(runtime="onnxruntime", device="cpu", batch=1, threads=1, min_seconds=1.0)
+AUTO_MEASURE = BenchmarkSettings(
+    runtime="onnxruntime", device="cpu", batch=1, threads=1, min_seconds=1.0, max_seconds=15.0
+)
 
 
 @dataclass(frozen=True)
@@ -239,13 +241,23 @@ def outcome_report(project: Project, outcome: StepOutcome) -> dict:
 
 
 def ratios(before: dict, after: dict) -> dict:
-    """How much better the new version is: >1 means smaller / faster; accuracy as a point change."""
+    """How much better the new version is: >1 means smaller / faster; accuracy as a point change.
+
+    The speed-up is the paired one when ``after`` was timed against ``before`` in the same job
+    (studio.core.timing), with its 95 % interval and verdict; else a plain ratio of two p50s.
+    """
 
     def div(a: float | None, b: float | None) -> float | None:
         return None if not a or not b else a / b
 
+    paired = (after.get("timing") or {}).get("paired")
+    if paired is not None and after.get("reference_version_id") == before["version"]["id"]:
+        speed = {key: paired[key] for key in ("speedup", "ci95", "verdict", "rounds")}
+    else:  # two separate timings: a ratio with no interval, and no verdict on it
+        speed = {"speedup": div(before["latency_ms"]["p50"], after["latency_ms"]["p50"])}
     out = {
-        "latency_p50": div(before["latency_ms"]["p50"], after["latency_ms"]["p50"]),
+        "latency_p50": speed["speedup"],
+        "speed": speed,
         "size": div(before["size_bytes"], after["size_bytes"]),
         "params": div(before["params"], after["params"]),
     }

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from studio.store.db import DatabaseDamagedError, SchemaError
 
-HEAD_REVISION = "0004_job_owner"
+HEAD_REVISION = "0005_measurement_timing"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 

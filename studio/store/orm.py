@@ -174,4 +174,5 @@ class MeasurementModel(BaseModel):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     params: Mapped[int | None] = mapped_column(BigInteger)
     environment: Mapped[dict] = mapped_column(JSON)
+    timing: Mapped[dict] = mapped_column(JSON, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

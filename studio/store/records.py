@@ -119,6 +119,9 @@ class Measurement(_Record):
     size_bytes: int | None
     params: int | None
     environment: dict[str, Any]
+    # The median's 95 % interval, how busy the machine was ("noise"), and against a reference
+    # the paired speed-up with its interval ("paired"); {} for measurements from before these.
+    timing: dict[str, Any]
     created_at: datetime
 
 

@@ -365,15 +365,19 @@ class Store:
         size_bytes: int | None = None,
         params: int | None = None,
         environment: Mapping[str, Any] | None = None,
+        timing: Mapping[str, Any] | None = None,
     ) -> Measurement:
         values = {
-            k: v for k, v in locals().items() if k not in ("self", "accuracy", "fidelity", "environment")
+            k: v
+            for k, v in locals().items()
+            if k not in ("self", "accuracy", "fidelity", "environment", "timing")
         }
         row = MeasurementModel(
             **values,
             accuracy=None if accuracy is None else dict(accuracy),
             fidelity=None if fidelity is None else dict(fidelity),
             environment=dict(environment or {}),
+            timing=dict(timing or {}),
             created_at=utcnow(),
         )
         with self._session() as session:

@@ -84,6 +84,8 @@ def test_demo_gives_the_project_and_a_measured_baseline_as_json_then_as_a_table(
         "params",
         "size",
         "top-1",
+        "vs",
+        "parent",
         "p50",
         "ms",
         "p99",

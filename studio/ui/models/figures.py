@@ -43,6 +43,13 @@ class VersionFigures:
     measurements: int = 0
     notes: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
+    speed: dict[str, Any] | None = field(default=None, compare=False)  # paired, against the parent
+    noise: str | None = None  # "noisy: …" when the latest timing is not to be trusted as it stands
+
+    @property
+    def not_faster(self) -> bool:
+        """Timed against its parent in one job, it is not measurably faster (studio.core.timing)."""
+        return (self.speed or {}).get("verdict") in ("no measurable difference", "slower")
 
     @property
     def label(self) -> str:
@@ -74,15 +81,26 @@ def version_figures(
     versions: Iterable[ModelVersion], measurements: Iterable[Measurement]
 ) -> list[VersionFigures]:
     """Each version with the figures of its latest measurement (measurements come oldest first)."""
+    from studio.measurements import speed_against_parent
+
+    measurements = list(measurements)
     latest: dict[int, Measurement] = {}
     counts: dict[int, int] = {}
     for m in measurements:
         latest[m.version_id] = m
         counts[m.version_id] = counts.get(m.version_id, 0) + 1
-    return [_figures(v, latest.get(v.id), counts.get(v.id, 0)) for v in versions]
+    return [
+        _figures(
+            v,
+            latest.get(v.id),
+            counts.get(v.id, 0),
+            None if v.parent_id is None else speed_against_parent(v, measurements),
+        )
+        for v in versions
+    ]
 
 
-def _figures(v: ModelVersion, m: Measurement | None, count: int) -> VersionFigures:
+def _figures(v: ModelVersion, m: Measurement | None, count: int, speed: dict | None) -> VersionFigures:
     base = dict(
         id=v.id,
         name=v.name,
@@ -95,6 +113,7 @@ def _figures(v: ModelVersion, m: Measurement | None, count: int) -> VersionFigur
         measurements=count,
         notes=v.notes,
         details=dict(v.details or {}),
+        speed=speed,
     )
     if m is None:
         return VersionFigures(**base)
@@ -106,6 +125,7 @@ def _figures(v: ModelVersion, m: Measurement | None, count: int) -> VersionFigur
         accuracy=(m.accuracy or {}).get("top1"),
         cosine_min=(m.fidelity or {}).get("cosine_min"),
         measured_on=_settings_text(m),
+        noise=(m.timing or {}).get("noise"),
     )
 
 

@@ -8,11 +8,12 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from studio.tables import speed_cell, speed_text
 from studio.ui.models.figures import VersionFigures, children_of, human_bytes, human_count, millis, percent
 
 VERSION_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 COLLAPSED_COLOUR = QColor("#c0392b")  # a result that follows its parent poorly: readable on light and dark
-_COLUMNS = ("Version", "Size", "Latency p50", "Top-1")  # technique and parameters: in the tooltip
+_COLUMNS = ("Version", "Size", "Latency p50", "Top-1", "vs parent")  # technique, parameters: tooltip
 
 _ROLES = frozenset(
     {
@@ -138,6 +139,8 @@ class LineageModel(QAbstractItemModel):
             return _tooltip(fig)
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0 and fig.collapsed:
             return QBrush(COLLAPSED_COLOUR)
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 4 and fig.not_faster:
+            return QBrush(COLLAPSED_COLOUR)
         if role == Qt.ItemDataRole.ForegroundRole and index.column() >= 2 and fig.measurements == 0:
             return QBrush(QApplication.palette().color(QPalette.ColorRole.PlaceholderText))
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= 1:
@@ -151,8 +154,10 @@ def _cell(fig: VersionFigures, column: int) -> str:
     if column == 1:
         return human_bytes(fig.size_bytes)
     if column == 2:
-        return millis(fig.latency_ms)
-    return percent(fig.accuracy)
+        return ("~" if fig.noise else "") + millis(fig.latency_ms)
+    if column == 3:
+        return percent(fig.accuracy)
+    return speed_cell(fig.speed, missing="–") if fig.parent_id is not None else ""
 
 
 def _tooltip(fig: VersionFigures) -> str:
@@ -161,6 +166,10 @@ def _tooltip(fig: VersionFigures) -> str:
         lines.append(f"measured on {fig.measured_on} ({fig.measurements} measurement(s))")
     else:
         lines.append("not measured yet")
+    if fig.speed:
+        lines.append(f"against its parent, timed in one job: {speed_text(fig.speed)}")
+    if fig.noise:
+        lines.append(f"{fig.noise}: measure it again on a quieter machine before trusting the timing")
     if fig.gate_text:
         lines.append(fig.gate_text)
     if fig.notes:

@@ -84,3 +84,17 @@ class BreakOutput(Technique):
             )
             output.type.tensor_type.shape.dim[1].dim_value = 1
         return TechniqueResult(ctx.save_onnx(model))
+
+
+class Copy(Technique):
+    name = "faulty.copy"
+    title = "Copy the model"
+    help = "Returns the model as it is: an optimization that changes nothing, to be found out as such."
+    accepts = ("onnx",)
+    produces = "onnx"
+
+    class Params(Params):
+        pass
+
+    def run(self, params: Params, ctx: Context) -> TechniqueResult:
+        return TechniqueResult(ctx.save_onnx(ctx.model.path), notes=["Nothing was changed."])

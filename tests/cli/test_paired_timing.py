@@ -1,0 +1,80 @@
+"""Before/after timings through the real command line: a step's speed-up comes from one job that
+times parent and child in alternating rounds, with its interval; an "optimization" that changes
+nothing is called no measurable difference, and a busy machine is named, not hidden."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studio.core.resources import resource
+
+FAULTY = Path(__file__).parents[1] / "plugins" / "faulty"
+
+
+def _studio(*args: object) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAULTY), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "p"
+    assert _studio("import", resource("demo", "digits_cnn.onnx"), "--project", root).returncode == 0
+    return root
+
+
+def test_a_step_that_changes_nothing_is_no_measurable_difference(project: Path) -> None:
+    done = _studio("optimize", "v1", "faulty.copy", "--data", "digits", "--project", project)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("  not faster: v2 against v1: no measurable difference ("), last
+    assert "× faster" not in done.stdout  # not even in the table
+
+    listed = _studio("versions", "--project", project, "--json")
+    child = next(v for v in json.loads(listed.stdout)["versions"] if v["id"] == 2)
+    speed = child["speed_vs_parent"]
+    assert speed["verdict"] == "no measurable difference" and speed["rounds"] >= 12
+    low, high = speed["ci95"]
+    assert low <= speed["speedup"] <= high and low <= 1.03 and high >= 1 / 1.03
+    measurement = child["latest_measurement"]
+    assert measurement["reference_version_id"] == 1  # the child was timed against its parent
+    assert measurement["timing"]["paired"]["reference_runs"] > 0
+    assert "no gain" in _studio("versions", "--project", project).stdout
+
+
+def _burn(stop) -> None:
+    while not stop.is_set():
+        pass
+
+
+def test_a_busy_machine_is_named_in_the_measurement(project: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    burners = [ctx.Process(target=_burn, args=(stop,)) for _ in range(os.cpu_count() or 2)]
+    for burner in burners:
+        burner.start()
+    try:
+        busy = _studio("bench", "v1", "--project", project, "--threads", "1", "--min-seconds", "1", "--json")
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join(10)
+    assert busy.returncode == 0, busy.stderr
+    timing = json.loads(busy.stdout)["timing"]
+    assert timing["noise"] and timing["noise"].startswith("noisy: ") and "other processes" in timing["noise"]
+    assert timing["load"]["other_busy_cpus"] > 1
+    shown = _studio("versions", "--project", project).stdout
+    assert "~" in shown and "measure again before trusting it" in shown

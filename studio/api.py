@@ -156,6 +156,10 @@ class TechniqueResult:
     details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     name: str | None = None  # a suggested version name; the studio makes one otherwise
+    # The values used where a parameter leaves the choice to the technique (no epochs given: 5;
+    # a learning rate of 0: the optimizer's default): recorded over the parameters as given, so a
+    # version says what ran.
+    effective_params: dict[str, Any] = field(default_factory=dict)
 
 
 # -- what a technique is given -----------------------------------------------------------------------

@@ -298,6 +298,7 @@ def _register_info(sub) -> None:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from studio.cli_views import info_text
+    from studio.measurements import layer_times_of
     from studio.project import Project
     from studio.versions import inspect_file
 
@@ -307,7 +308,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         with Project.open(args.project) as project:
             version = project.find_model(args.model, **model_file_options(args))
             info = project.inspect(version)
+            times = layer_times_of(version, project.store.list_measurements(version.id))
     payload = info.to_dict()
+    if args.project is not None:
+        payload["layer_times"] = times
     emit(args, payload, lambda d: info_text(d, limit=args.layers))
     return 0
 
@@ -325,6 +329,12 @@ def _register_bench(sub) -> None:
     p.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime")
     p.add_argument("--min-runs", type=positive_int, default=50, help="at least this many timed runs")
     p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
+    p.add_argument(
+        "--layers",
+        action="store_true",
+        help="also time every node with ONNX Runtime's profiler, in a run of its own (the window's layer "
+        "table and `studio info VERSION --layers N` show it)",
+    )
     _executor_arg(p)
     json_arg(p)
     p.set_defaults(handler=_cmd_bench)
@@ -347,6 +357,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         threads=args.threads,
         min_runs=args.min_runs,
         min_seconds=args.min_seconds,
+        layers=args.layers,
     )
     settings.validate()
     dataset = _dataset_spec(args)

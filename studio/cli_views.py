@@ -47,8 +47,10 @@ def info_text(info: dict, *, limit: int | None = None) -> str:
     """The summary and the layer table; a MAC count that cannot be known reads "unknown"."""
     total = info["macs"]
     layers = info["layers"]
-    if limit is not None:
-        layers = sorted(layers, key=lambda layer: _macs_key(layer["macs"]), reverse=True)[:limit]
+    times = (info.get("layer_times") or {}).get("nodes") or {}
+    if limit is not None:  # the slowest when they were timed (`bench --layers`), else the heaviest
+        key = (lambda layer: times.get(layer["name"], {}).get("ms", -1.0)) if times else _macs_key_of
+        layers = sorted(layers, key=key, reverse=True)[:limit]
     rows = [
         (
             layer["name"],
@@ -57,9 +59,11 @@ def info_text(info: dict, *, limit: int | None = None) -> str:
             layer["params"],
             UNKNOWN if layer["macs"] is None else layer["macs"],
             f"{100 * layer['macs'] / total:.1f}%" if total and layer["macs"] is not None else "-",
+            *(_time_cells(times.get(layer["name"])) if times else ()),
         )
         for layer in layers
     ]
+    headers = ["name", "op", "output", "params", "MACs", "share"] + (["time ms", "of time"] if times else [])
     ops = ", ".join(f"{op} {n}" for op, n in sorted(info["op_histogram"].items(), key=lambda kv: -kv[1]))
     head = [
         f"format: {info['format']}   size: {human_bytes(info['size_bytes'])}   "
@@ -69,14 +73,24 @@ def info_text(info: dict, *, limit: int | None = None) -> str:
         _tensors("inputs", info["inputs"]),
         _tensors("outputs", info["outputs"]),
         f"operators: {ops}",
-        "layers:",
-        table(["name", "op", "output", "params", "MACs", "share"], rows, align="lllrrr"),
+        "layers:"
+        + (
+            f" (times from measurement {info['layer_times']['measurement']}, ONNX Runtime's profiler)"
+            if times
+            else ""
+        ),
+        table(headers, rows, align="lllrrr" + ("rr" if times else "")),
     ]
     return "\n".join(head)
 
 
-def _macs_key(macs: int | None) -> int:
-    return -1 if macs is None else macs
+def _macs_key_of(layer: dict) -> int:
+    return -1 if layer["macs"] is None else layer["macs"]
+
+
+def _time_cells(row: dict | None) -> tuple[str, str]:
+    """A node's time and share of the run; fused into another node's kernel when not timed itself."""
+    return ("fused", "-") if row is None else (f"{row['ms']:.3f}", f"{100 * row['share']:.1f}%")
 
 
 def _counted_at(info: dict) -> str:

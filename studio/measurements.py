@@ -156,3 +156,14 @@ def speed_against_parent(version: ModelVersion, measurements: Iterable[Measureme
 def noise_of(m: Measurement | None) -> str | None:
     """Why a measurement's timing is not to be trusted as it stands ("noisy: …"), or None."""
     return None if m is None else (m.timing or {}).get("noise")
+
+
+def layer_times_of(version: ModelVersion, measurements: Iterable[Measurement]) -> dict | None:
+    """The per-node times of ``version``'s latest measurement that has them (`bench --layers`):
+    ``{"measurement": id, "nodes": {name: {"op", "ms", "share"}}}``, or None."""
+    found = None
+    for m in measurements:
+        rows = (m.timing or {}).get("layers")
+        if m.version_id == version.id and rows:
+            found = {"measurement": m.id, "nodes": {row["name"]: row for row in rows}}
+    return found

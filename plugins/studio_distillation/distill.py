@@ -152,6 +152,7 @@ class Distillation(Technique):
             details=details,
             notes=_notes(params, details, history, train) + _shape_notes(teacher, batch, student.module),
             name=_version_name(params),
+            effective_params={"learning_rate": _recipe(params).learning_rate},
         )
 
 

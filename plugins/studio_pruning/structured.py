@@ -177,7 +177,13 @@ class _Run:
         ctx.progress(0.97, "saving")
         module.to("cpu")
         output = ctx.save_torch(module)
-        return TechniqueResult(output=output, details=self.details, notes=self.notes, name=self._name())
+        return TechniqueResult(
+            output=output,
+            details=self.details,
+            notes=self.notes,
+            name=self._name(),
+            effective_params={"finetune_epochs": self.epochs},
+        )
 
     def _before(self, module: torch.nn.Module, plan: ch.Plan) -> None:
         macs, params = ch.count(module, plan.example)

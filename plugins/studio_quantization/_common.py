@@ -547,15 +547,32 @@ def quantized_nodes(candidates: Iterable[QNode], quantized_model: onnx.ModelProt
     return changed
 
 
-def evaluation_inputs(ctx: Context, limit: int | None = EVAL_LIMIT) -> tuple[dict, np.ndarray | None] | None:
-    """The first ``limit`` validation samples and their labels, or None without a dataset."""
-    split = ctx.dataset("validation")
-    if split is None or len(split) == 0:
+def evaluation_inputs(
+    ctx: Context, limit: int | None = EVAL_LIMIT, *, whole: bool = False
+) -> tuple[dict, np.ndarray | None] | None:
+    """The first ``limit`` validation samples and their labels, or None without a dataset.
+
+    ``whole``: every sample the step may see (its train and validation splits), for a step that
+    calibrates on none of them.
+    """
+    import numpy as np
+
+    splits = [ctx.dataset("validation")] + ([ctx.dataset("train")] if whole else [])
+    splits = [s for s in splits if s is not None and len(s)]
+    if not splits:
         return None
-    n = len(split) if limit is None else min(limit, len(split))
-    feeds = {k: v[:n] for k, v in split.feeds().items()}
-    labels = None if split.labels is None else split.labels[:n]
-    return feeds, labels
+    feeds = {k: np.concatenate([s.feeds()[k] for s in splits]) for k in splits[0].feeds()}
+    labels = None if any(s.labels is None for s in splits) else np.concatenate([s.labels for s in splits])
+    n = len(next(iter(feeds.values())))
+    n = n if limit is None else min(limit, n)
+    return {k: v[:n] for k, v in feeds.items()}, None if labels is None else labels[:n]
+
+
+def tuning_sample_count(ctx: Context, *, calibrates: bool) -> int:
+    """How many samples a search judges its candidates on (see :func:`evaluation_inputs`)."""
+    validation, train = ctx.dataset("validation"), ctx.dataset("train")
+    count = len(validation) if validation is not None else 0
+    return count if calibrates or train is None else count + len(train)
 
 
 def compare(

@@ -29,6 +29,7 @@ from . import dynamic, static
 from ._compute import ComputeShare, conv_share
 
 DEFAULT_COSINE_FLOOR = 0.99
+MIN_TOLERANCE_SAMPLES = 64  # a floor met on fewer samples than this says little about the next ones
 CONV_HEAVY = 0.5  # above this share of multiply-adds in convolutions, static quantization is chosen
 SMOOTH_GAIN = 0.67  # a layer is smoothed when that leaves at most this fraction of its error
 
@@ -145,8 +146,16 @@ class AutoQuantization(Technique):
         model = common.load_graph(ctx)
         common.check_float_model(model, self.name)
         common.check_node_names(model, params.nodes_to_exclude)
-        if choose_mode(params, ctx).mode == "static":
+        mode = choose_mode(params, ctx).mode
+        if mode == "static":
             static.check_calibration(ctx, self.name)
+        judged = common.tuning_sample_count(ctx, calibrates=mode == "static")
+        if judged < MIN_TOLERANCE_SAMPLES:
+            raise ParameterError(
+                f"quantize.auto would judge its tolerance on {judged} samples, and a tolerance met on fewer "
+                f"than {MIN_TOLERANCE_SAMPLES} is no guarantee: give a larger dataset (the studio keeps 20 % "
+                "of it aside to judge the result, and a static search calibrates on part of the rest)"
+            )
 
     def run(self, params: AutoParams, ctx: Context) -> TechniqueResult:
         ctx.progress(0.02, "preparing the float model")
@@ -211,7 +220,8 @@ class Trials:
         # one scale per tensor below opset 13, or once ONNX Runtime could not fit per-channel scales
         self.per_channel = params.per_channel and prepared.per_channel_possible
         self.batch = common.fixed_batch(prepared.path, ctx.model)
-        feeds, labels = common.evaluation_inputs(ctx, limit=None)
+        # dynamic quantization calibrates on nothing: every sample the step may see judges it
+        feeds, labels = common.evaluation_inputs(ctx, limit=None, whole=mode == "dynamic")
         self.feeds, self.labels = feeds, labels
         self.reference = ctx.predict(prepared.source, feeds)
         self.tolerance = tolerance_of(params)

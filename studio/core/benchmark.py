@@ -55,6 +55,7 @@ class BenchmarkSettings:
     min_runs: int = 50
     min_seconds: float = 1.0
     max_seconds: float = 60.0
+    layers: bool = False  # also time every node, in a profiled run of its own (studio.core.layer_times)
 
     def validate(self) -> BenchmarkSettings:
         """Refuse impossible settings before any process is started or any model opened."""
@@ -336,6 +337,8 @@ def measure_here(request: MeasurementRequest) -> dict:
             stats, paired = _time_against(runner, timing_feeds, request.reference, settings, threads)
         timing = _timing(stats, paired, machine_load(before, CpuSample.now(), logical_cores()), threads)
         runtime, device, provider = runner.runtime, runner.device, _provider(runner)
+    if settings.layers:
+        timing["layers"] = _layer_times(request.model, settings, threads, timing_feeds)
     if request.reference is not None:
         scores.fidelity = _fidelity(request.reference, validation, scores, outputs, settings, threads)
     where = {"runtime": runtime, "device": device, "provider": provider}
@@ -369,6 +372,29 @@ def _time_against(
         "reference_runs": reference_stats.runs,
         "reference_runtime": runtime,
     }
+
+
+def _layer_times(ref: ModelRef, settings: BenchmarkSettings, threads: int, feeds: dict) -> list[dict]:
+    """Each node's share of the time, from ONNX Runtime's profiler, after the headline figures."""
+    from studio.core.layer_times import profile_layers
+    from studio.core.runtime import open_runner
+
+    if settings.runtime != "onnxruntime":
+        raise StudioError("per-layer times come from ONNX Runtime's profiler: use --runtime onnxruntime")
+
+    def open_profiled(prefix: Path):
+        return open_runner(
+            ref.files(),
+            runtime="onnxruntime",
+            device=settings.device,
+            threads=threads,
+            trusted=ref.trusted,
+            input_shapes=ref.input_shapes,
+            input_roles=ref.input_roles,
+            profile_prefix=prefix,
+        )
+
+    return profile_layers(open_profiled, feeds)
 
 
 def _timing(stats: LatencyStats, paired: dict | None, load: dict, threads: int) -> dict:

@@ -205,11 +205,18 @@ class LocalContext:
     # -- inputs --------------------------------------------------------------------------------
 
     def dataset(self, split: str = "train") -> LocalDataset | None:
+        """A split of the part of the dataset a step may see.
+
+        The studio judges every result on the validation split of the whole dataset (the result
+        gate, every measurement); a step never sees those samples. Its own train, validation and
+        calibration splits are cut, the same way, from the rest: what it tunes or selects on is
+        not what its result is judged on.
+        """
         if self._dataset_spec is None:
             return None
         if split not in self._datasets:
             if self._loaded is None:
-                self._loaded = self._dataset_spec.load()
+                self._loaded = self._dataset_spec.load().split("train")
             self._datasets[split] = LocalDataset(self._loaded.split(split), self.model.inputs)
         return self._datasets[split]
 

@@ -102,6 +102,12 @@ def check_step_output(
     if problem is not None:
         raise InterfaceChanged(f"the step changed the model's interface: {problem}; nothing was recorded")
     feeds, labelled, source = _held_out_feeds(parent.inputs, dataset)
+    held_out = len(next(iter(feeds.values()))) if feeds else 0
+    if floor is not None and held_out < GATE_SAMPLES:
+        raise StudioError(
+            f"a fidelity floor judged on {held_out} held-out samples is not a floor: it takes at least "
+            f"{GATE_SAMPLES}, and the {source} has {held_out}; give a larger dataset, or no floor"
+        )
     before, after = _run_all(parent, feeds), _run_all(output, feeds)
     report = _judge(before, after, real_samples=labelled, source=source, floor=floor)
     if floor is not None and report.collapsed:

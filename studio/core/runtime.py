@@ -104,16 +104,28 @@ class OnnxRunner:
     runtime = "onnxruntime"
 
     def __init__(
-        self, model_path: Path, *, device: str, threads: int | None, display_name: str | None = None
+        self,
+        model_path: Path,
+        *,
+        device: str,
+        threads: int | None,
+        display_name: str | None = None,
+        profile_prefix: Path | None = None,
     ) -> None:
         self.device = device
         self._owned_dir: Path | None = None
-        self._session = _create_session(model_path, device, threads, display_name or model_path.name)
+        self._session = _create_session(
+            model_path, device, threads, display_name or model_path.name, profile_prefix
+        )
         self.inputs = [_ort_spec(v) for v in self._session.get_inputs()]
         self.outputs = [_ort_spec(v) for v in self._session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return list(self._session.run(None, _checked_feeds(self.inputs, feeds)))
+
+    def end_profiling(self) -> Path:
+        """The profile of every run so far (a runner opened with ``profile_prefix``), as a JSON file."""
+        return Path(self._session.end_profiling())
 
     def close(self) -> None:
         self._session = None
@@ -145,25 +157,35 @@ def _providers(device: str) -> list:
     return [("CUDAExecutionProvider", {"device_id": _device_index(device)}), "CPUExecutionProvider"]
 
 
-def _session_options(threads: int | None) -> onnxruntime.SessionOptions:
+def _session_options(threads: int | None, profile_prefix: Path | None = None) -> onnxruntime.SessionOptions:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     if threads is not None:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix is not None:
+        # the layout rewrite of the last level renames nodes; one level down, fused kernels keep the
+        # name of the node they start from, so that times map onto the layer table
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.log_severity_level = 4  # fatal only: failures reach the user as one ModelFormatError
     return options
 
 
-def _create_session(path: Path, device: str, threads: int | None, name: str) -> onnxruntime.InferenceSession:
+def _create_session(
+    path: Path, device: str, threads: int | None, name: str, profile_prefix: Path | None = None
+) -> onnxruntime.InferenceSession:
     import onnxruntime
 
     providers = _providers(device)
+    options = _session_options(threads, profile_prefix)
     try:
-        return onnxruntime.InferenceSession(str(path), _session_options(threads), providers=providers)
+        return onnxruntime.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:
         raise ModelFormatError(f"ONNX Runtime cannot load {name}: {_ort_reason(exc)}") from None
 
@@ -268,6 +290,7 @@ def open_runner(
     trusted: bool = False,
     input_shapes: Sequence[tuple[int, ...]] | None = None,
     input_roles: Mapping[str, str] | None = None,
+    profile_prefix: Path | None = None,
 ) -> Runner:
     """A runner for the model on the device; a PyTorch model on ONNX Runtime is converted first.
 
@@ -282,11 +305,13 @@ def open_runner(
     if threads is not None and threads < 1:
         raise StudioError(f"threads must be at least 1, not {threads}")
     if runtime == "torch":
+        if profile_prefix is not None:
+            raise StudioError("per-layer times come from ONNX Runtime's profiler: use --runtime onnxruntime")
         runner = _open_torch(files, device, threads, trusted, input_shapes)
     elif files.format is ModelFormat.ONNX:
-        runner = OnnxRunner(files.main, device=device, threads=threads)
+        runner = OnnxRunner(files.main, device=device, threads=threads, profile_prefix=profile_prefix)
     else:
-        runner = _open_converted(files, device, threads, trusted, input_shapes)
+        runner = _open_converted(files, device, threads, trusted, input_shapes, profile_prefix)
     try:
         return with_roles(runner, input_roles)
     except BaseException:
@@ -307,14 +332,16 @@ def _open_torch(files, device, threads, trusted, input_shapes) -> TorchRunner:
     return TorchRunner(module, torch_input_specs(files, module, input_shapes), device=device)
 
 
-def _open_converted(files, device, threads, trusted, input_shapes) -> OnnxRunner:
+def _open_converted(files, device, threads, trusted, input_shapes, profile_prefix=None) -> OnnxRunner:
     """Export into a folder the runner owns and deletes on close."""
     folder = Path(tempfile.mkdtemp(prefix="studio-runner-"))
     try:
         path, _, _ = export_torch_files(
             files, folder / "model.onnx", trusted=trusted, input_shapes=input_shapes
         )
-        runner = OnnxRunner(path, device=device, threads=threads, display_name=files.main.name)
+        runner = OnnxRunner(
+            path, device=device, threads=threads, display_name=files.main.name, profile_prefix=profile_prefix
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

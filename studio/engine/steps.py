@@ -205,7 +205,7 @@ def record_step_output(
         name=name or result.get("name") or f"{parent.name}+{technique}",
         parent=parent,
         technique=technique,
-        technique_params=params,
+        technique_params={**params, **(result.get("effective_params") or {})},  # what ran, not "auto"
         notes="\n".join(result.get("notes") or []),
         details=result.get("details") or {},
     )

@@ -86,6 +86,7 @@ def execute(
         "details": {**result.details, "gate": gate.to_dict()},
         "notes": notes,
         "name": result.name,
+        "effective_params": dict(result.effective_params),
     }
 
 

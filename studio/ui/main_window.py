@@ -143,7 +143,12 @@ class MainWindow(QMainWindow):
             return  # the user moved on meanwhile
         v, p = view.version, self.parts
         p.layers.set_model_info(
-            f"v{v.id} {v.name}", view.layers, params=v.params, size=v.size_bytes, inputs=v.inputs
+            f"v{v.id} {v.name}",
+            view.layers,
+            params=v.params,
+            size=v.size_bytes,
+            inputs=v.inputs,
+            times=view.times,
         )
         if view.graph_file is not None:
             p.graph.show_file(view.graph_file, view.graph_extra)

@@ -24,6 +24,7 @@ class VersionView:
     problem: str | None = None  # why there is no graph (an untrusted file, a failed conversion)
     untrusted: UntrustedFileError | None = None  # the problem is a file that runs code, not trusted here
     graph_extra: tuple[Path, ...] = ()  # the other files the graph file needs (ONNX external data)
+    times: dict[str, dict] | None = None  # per-node times of its latest `bench --layers` measurement
 
 
 def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> VersionView:
@@ -34,11 +35,16 @@ def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> Ve
     """
     from studio.core.graph import inspect_model
     from studio.core.models import ModelFiles, ModelFormat
+    from studio.measurements import layer_times_of
 
     files = project.model_files(version)
+    timed = layer_times_of(version, project.store.list_measurements(version.id))
+    times = None if timed is None else timed["nodes"]
     if files.format is ModelFormat.ONNX:
         extra = tuple(files.main.parent / name for name in files.extra)
-        return VersionView(version, project.inspect(version).layers, files.main, graph_extra=extra)
+        return VersionView(
+            version, project.inspect(version).layers, files.main, graph_extra=extra, times=times
+        )
     onnx_file = Path(cache_dir) / f"{version.artifact}.onnx"
     try:
         if not onnx_file.is_file():
@@ -48,7 +54,7 @@ def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> Ve
     except StudioError as error:
         return VersionView(version, [], None, str(error))
     layers = inspect_model(ModelFiles(onnx_file, ModelFormat.ONNX)).layers
-    return VersionView(version, layers, onnx_file)
+    return VersionView(version, layers, onnx_file, times=times)
 
 
 def _export_for_graph(project: Project, version: ModelVersion, target: Path) -> None:

@@ -70,3 +70,27 @@ def test_paired_rounds_alternate_and_stop_once_the_ratio_is_known():
     rounds = order[4:]  # after one warm-up run each and one run each to size the blocks
     firsts = {rounds[r * 2 * block] for r in range(timed.rounds)}
     assert firsts == {"a", "b"}  # neither model always runs first
+
+
+def test_node_times_leave_out_the_warm_up_and_average_the_runs():
+    from studio.core.layer_times import node_times
+
+    def run(ts: int, conv_us: int) -> list[dict]:
+        return [
+            {"cat": "Session", "name": "model_run", "ts": ts, "dur": 100},
+            {
+                "cat": "Node",
+                "name": "conv_kernel_time",
+                "ts": ts + 1,
+                "dur": conv_us,
+                "args": {"op_name": "FusedConv"},
+            },
+            {"cat": "Node", "name": "gemm_kernel_time", "ts": ts + 2, "dur": 10, "args": {"op_name": "Gemm"}},
+            {"cat": "Node", "name": "conv_fence_before", "ts": ts + 3, "dur": 0},
+        ]
+
+    events = run(0, 1000) + run(1000, 30) + run(2000, 50)  # the first run is the warm-up
+    rows = node_times(events, skip=1)
+    assert [(r["name"], r["op"]) for r in rows] == [("conv", "FusedConv"), ("gemm", "Gemm")]
+    assert rows[0]["ms"] == pytest.approx(0.040) and rows[1]["ms"] == pytest.approx(0.010)
+    assert rows[0]["share"] == pytest.approx(0.8)

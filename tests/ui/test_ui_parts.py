@@ -88,6 +88,20 @@ def test_layer_table_sorts_numbers_as_numbers_and_filters(qtmodeltester):
     proxy.set_needle("relu")
     assert proxy.rowCount() == 2
     assert model.index(0, 3).data() == "1×8×4×4"
+    assert model.index(0, 7).data() == ""  # not timed yet
+
+
+def test_layer_times_fill_their_columns_and_sort_by_time(qtmodeltester):
+    model = LayerTableModel()
+    layers = [Layer(name, "Conv", (1, 8, 4, 4), 10, 90) for name in ("a", "b", "c")]
+    model.set_layers(layers, {"a": {"ms": 0.5, "share": 0.2}, "b": {"ms": 2.0, "share": 0.8}})
+    qtmodeltester.check(model)
+    proxy = LayerFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(7, Qt.SortOrder.DescendingOrder)
+    assert [proxy.index(r, 1).data() for r in range(3)] == ["b", "a", "c"]
+    assert [proxy.index(r, 7).data() for r in range(3)] == ["2.000 ms", "0.500 ms", "fused"]
+    assert proxy.index(0, 8).data() == "80.0 %"
 
 
 def test_compare_model_colours_better_and_worse():

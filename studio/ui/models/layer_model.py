@@ -1,4 +1,5 @@
-"""The layer table (op, output shape, params, MACs, share) over ``studio.core.graph.Layer`` rows.
+"""The layer table (op, output shape, params, MACs, share; time and share of time once the version
+was timed with `bench --layers`) over ``studio.core.graph.Layer`` rows.
 
 Display text and sort keys are separate roles, so that sorting by MACs sorts numbers, and a
 graph of thousands of nodes sorts in the proxy without formatting a string per comparison.
@@ -17,8 +18,8 @@ from studio.ui.models.figures import human_count
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
-_COLUMNS = ("#", "Name", "Op", "Output shape", "Params", "MACs", "Share of MACs")
-_NUMERIC = {0, 4, 5, 6}
+_COLUMNS = ("#", "Name", "Op", "Output shape", "Params", "MACs", "Share of MACs", "Time", "Share of time")
+_NUMERIC = {0, 4, 5, 6, 7, 8}
 
 Index = QModelIndex | QPersistentModelIndex
 ROOT = QModelIndex()  # the invisible root, as a default argument
@@ -29,12 +30,15 @@ class LayerTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._layers: list[Any] = []
         self._total_macs: int | None = 0
+        self._times: dict[str, dict] = {}
 
-    def set_layers(self, layers: Sequence[Any]) -> None:
-        """``layers``: objects with name, op, output_shape, params and macs (``Layer`` rows)."""
+    def set_layers(self, layers: Sequence[Any], times: dict[str, dict] | None = None) -> None:
+        """``layers``: objects with name, op, output_shape, params and macs (``Layer`` rows);
+        ``times``: node name → {"ms", "share"} from ONNX Runtime's profiler, when it was timed."""
         self.beginResetModel()
         self._layers = list(layers)
         self._total_macs = total_macs(self._layers)
+        self._times = dict(times or {})
         self.endResetModel()
 
     @property
@@ -93,12 +97,22 @@ class LayerTableModel(QAbstractTableModel):
             if layer.macs is None:
                 return UNKNOWN
             return human_count(layer.macs) if layer.macs else ""
-        share = self.share(layer)
-        return f"{100 * share:.1f} %" if share else ""
+        if column == 6:
+            share = self.share(layer)
+            return f"{100 * share:.1f} %" if share else ""
+        timed = self._times.get(layer.name)
+        if not self._times:
+            return ""  # not timed: `bench --layers` fills these
+        if timed is None:
+            return "fused"  # run inside another node's kernel, whose time holds it
+        return f"{timed['ms']:.3f} ms" if column == 7 else f"{100 * timed['share']:.1f} %"
 
     def _key(self, row: int, layer: Any, column: int) -> Any:
         macs = -1 if layer.macs is None else layer.macs
-        return (row, layer.name, layer.op, _shape(layer.output_shape), layer.params, macs, macs)[column]
+        ms = self._times.get(layer.name, {}).get("ms", -1.0)
+        return (row, layer.name, layer.op, _shape(layer.output_shape), layer.params, macs, macs, ms, ms)[
+            column
+        ]
 
 
 def total_macs(layers: Sequence[Any]) -> int | None:

@@ -68,10 +68,12 @@ class LayerTable(QWidget):
         params: int | None,
         size: int | None,
         inputs: Sequence[TensorSpec] = (),
+        times: dict[str, dict] | None = None,
     ) -> None:
         """``inputs`` with a role other than batch (a state, a sample rate) are named under the title:
-        every figure of the version was measured with them fed so."""
-        self.model.set_layers(layers)
+        every figure of the version was measured with them fed so. ``times``: per-node times of its
+        latest `bench --layers` measurement."""
+        self.model.set_layers(layers, times)
         fixed = [
             f"{html.escape(s.name)} {html.escape(describe_role(s.role))}" for s in inputs if s.role != "batch"
         ]

@@ -57,6 +57,7 @@ def test_width_student_is_a_quarter_of_the_teacher_and_keeps_its_best_epoch(teac
     )
     d = result.details
     assert result.output.kind == "torch"
+    assert result.effective_params == {"learning_rate": 0.01}  # recorded over the parameters as given
     assert sorted(p.name for p in out.iterdir()) == [
         "teacher_cnn.py",
         "teacher_cnn.safetensors",

@@ -78,3 +78,18 @@ def test_a_busy_machine_is_named_in_the_measurement(project: Path) -> None:
     assert timing["load"]["other_busy_cpus"] > 1
     shown = _studio("versions", "--project", project).stdout
     assert "~" in shown and "measure again before trusting it" in shown
+
+
+def test_bench_layers_times_every_node_and_info_shows_the_slowest(project: Path) -> None:
+    timed = _studio(
+        "bench", "v1", "--project", project, "--threads", "1", "--min-seconds", "0", "--layers", "--json"
+    )
+    assert timed.returncode == 0, timed.stderr
+    layers = json.loads(timed.stdout)["timing"]["layers"]
+    assert sum(row["share"] for row in layers) == pytest.approx(1.0)
+    assert layers == sorted(layers, key=lambda row: -row["ms"]) and all(row["ms"] > 0 for row in layers)
+    shown = _studio("info", "v1", "--project", project, "--layers", "3").stdout.splitlines()
+    header = next(line for line in shown if line.startswith("name ") and "MACs" in line)
+    assert header.split()[-5:] == ["share", "time", "ms", "of", "time"]
+    rows = shown[shown.index(header) + 2 :]
+    assert [row.split()[0] for row in rows] == [row["name"] for row in layers[:3]]  # slowest first

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from studio import __version__
 from studio.api import StudioError
 from studio.core.files import atomic_write_text
-from studio.tables import UNKNOWN, human_bytes, human_count, millis, pareto_front, percent
+from studio.tables import UNKNOWN, human_bytes, human_count, millis, pareto_front, percent, speed_text
 
 if TYPE_CHECKING:
     from studio.project import Project
@@ -49,7 +49,7 @@ _BASE_COLUMNS = [
     "reference_version_id",
     "created_at",
 ]
-_GROUPS = ("accuracy", "fidelity", "environment")
+_GROUPS = ("accuracy", "fidelity", "environment", "timing")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -117,7 +117,19 @@ def _row(m: dict, version: dict, datasets: dict[int, str]) -> dict[str, Any]:
     for group in _GROUPS:
         for key, value in sorted((m.get(group) or {}).items()):
             row[f"{group}_{key}"] = value
+    timing = m.get("timing") or {}
+    paired = timing.get("paired") or {}
+    row["timing_noise"] = timing.get("noise")
+    row["timing_p50_ci95"] = _interval(timing.get("p50_ci95"), ".3f")
+    row["timing_speedup"] = paired.get("speedup")
+    row["timing_speedup_ci95"] = _interval(paired.get("ci95"), ".3f")
+    row["timing_verdict"] = paired.get("verdict")
+    row["_paired"] = paired or None  # for the page; the CSV has the flat columns above
     return row
+
+
+def _interval(pair: list | None, spec: str) -> str | None:
+    return None if not pair else f"{format(pair[0], spec)}–{format(pair[1], spec)}"
 
 
 def csv_columns(rows: list[dict]) -> list[str]:
@@ -258,7 +270,8 @@ def _measurements_table(rows: list[dict]) -> str:
             (percent(r.get("accuracy_top1")), True),
             (percent(r.get("accuracy_top5")), True),
             (_num(r.get("fidelity_cosine_min"), ".5f"), True),
-            (_num(r["latency_p50_ms"], ".3f"), True),
+            (("~" if r.get("timing_noise") else "") + _num(r["latency_p50_ms"], ".3f"), True),
+            (_speed(r), True),
             (_num(r["latency_p90_ms"], ".3f"), True),
             (_num(r["latency_p99_ms"], ".3f"), True),
             (_num(r["throughput_per_s"], ".1f"), True),
@@ -268,8 +281,19 @@ def _measurements_table(rows: list[dict]) -> str:
         for r in rows
     ]
     headers = ["#", "version", "dataset", "device / runtime", "batch", "threads", "top-1", "top-5",
-               "cos min", "p50 ms", "p90 ms", "p99 ms", "per s", "size", "taken"]  # fmt: skip
-    return _table(headers, cells)
+               "cos min", "p50 ms", "vs reference", "p90 ms", "p99 ms", "per s", "size", "taken"]  # fmt: skip
+    noisy = [r for r in rows if r.get("timing_noise")]
+    note = "".join(
+        f"<p class=muted>~ measurement {_e(str(r['measurement_id']))}: {_e(r['timing_noise'])}; "
+        "measure it again on a quieter machine before trusting its timings.</p>"
+        for r in noisy
+    )
+    return _table(headers, cells) + note
+
+
+def _speed(row: dict) -> str:
+    """The paired speed-up over the measurement's reference, as the command line words it."""
+    return speed_text(row.get("_paired"))
 
 
 def _environment(data: dict) -> str:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.api import StudioError
 from studio.core.data import Dataset, DatasetSpec, bind
 from studio.core.evaluate import accuracy, fidelity, fixed_batch, predict
-from studio.core.hardware import environment, logical_cores, physical_cores
+from studio.core.hardware import cpu_mhz, environment, logical_cores, physical_cores
 from studio.core.models import ModelFiles, ModelFormat, TensorSpec
 from studio.core.timing import CpuSample, PairedTiming, machine_load, median_ci, noise, time_paired
 
@@ -335,7 +335,8 @@ def measure_here(request: MeasurementRequest) -> dict:
             stats, paired = time_runner(runner, timing_feeds, settings), None
         else:
             stats, paired = _time_against(runner, timing_feeds, request.reference, settings, threads)
-        timing = _timing(stats, paired, machine_load(before, CpuSample.now(), logical_cores()), threads)
+        load = {**machine_load(before, CpuSample.now(), logical_cores()), "cpu_mhz": cpu_mhz()}
+        timing = _timing(stats, paired, load, threads)
         runtime, device, provider = runner.runtime, runner.device, _provider(runner)
     if settings.layers:
         timing["layers"] = _layer_times(request.model, settings, threads, timing_feeds)

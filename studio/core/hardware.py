@@ -7,6 +7,7 @@ they were taken on, so `environment()` is recorded with every measurement.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib.metadata
@@ -24,6 +25,7 @@ import studio
 log = logging.getLogger(__name__)
 
 _FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_vnni", "amx")
+_CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 _AMX_FLAGS = ("amx_tile", "amx_int8", "amx_bf16")
 
 
@@ -208,7 +210,26 @@ def environment() -> dict:
         "onnxruntime": _dist_version("onnxruntime") or _dist_version("onnxruntime-gpu"),
         "torch": _dist_version("torch"),
         "cpu": _cpu_info()["model"],
+        **_frequency(),
     }
+
+
+def _frequency() -> dict:
+    """The CPU frequency governor, where the system lets it be read: "powersave" explains a slow
+    measurement. (The clock itself changes from run to run: see :func:`cpu_mhz`.)"""
+    found: dict = {}
+    with contextlib.suppress(OSError):
+        found["governor"] = (_CPUFREQ / "scaling_governor").read_text().strip()
+    return found
+
+
+def cpu_mhz() -> int | None:
+    """The first CPU's current clock in MHz, or None where it cannot be read."""
+    with contextlib.suppress(OSError, ValueError):
+        return round(int((_CPUFREQ / "scaling_cur_freq").read_text()) / 1000)
+    with contextlib.suppress(TypeError, ValueError):
+        return round(float(_read_cpuinfo().get("cpu MHz")))
+    return None
 
 
 def _dist_version(name: str) -> str | None:

@@ -118,6 +118,19 @@ def test_compare_model_colours_better_and_worse():
     assert "v2 m2" in model.to_csv().splitlines()[0]
 
 
+def test_latencies_whose_intervals_overlap_are_no_measurable_difference():
+    import dataclasses
+
+    model = CompareModel()
+    base = dataclasses.replace(fig(1, latency=2.0), latency_ci95=(1.9, 2.2))
+    close = dataclasses.replace(fig(2, 1, latency=1.85), latency_ci95=(1.6, 1.95))
+    far = dataclasses.replace(fig(3, 1, latency=1.0), latency_ci95=(0.95, 1.05))
+    model.set_versions([base, close, far])
+    latency_row = 3
+    assert model.cell(latency_row, 1)[1:] == ("no measurable difference", 0)
+    assert model.cell(latency_row, 2)[1:] == ("2.00× faster", 1)
+
+
 def _record(job_id: int, state: str = "queued") -> JobRecord:
     now = datetime.now(timezone.utc)
     return JobRecord(

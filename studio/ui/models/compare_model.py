@@ -55,7 +55,7 @@ class CompareModel(QAbstractTableModel):
         value = metric.value(fig)
         if column == 0:
             return metric.text(value), "", 0
-        delta, sign = metric.delta(metric.value(self._versions[0]), value)
+        delta, sign = metric.change(self._versions[0], fig)
         return metric.text(value), delta, sign
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):

@@ -45,6 +45,7 @@ class VersionFigures:
     details: dict[str, Any] = field(default_factory=dict, compare=False)
     speed: dict[str, Any] | None = field(default=None, compare=False)  # paired, against the parent
     noise: str | None = None  # "noisy: …" when the latest timing is not to be trusted as it stands
+    latency_ci95: tuple[float, float] | None = None  # where the latest p50 lies, 95 % of the time
 
     @property
     def not_faster(self) -> bool:
@@ -126,7 +127,12 @@ def _figures(v: ModelVersion, m: Measurement | None, count: int, speed: dict | N
         cosine_min=(m.fidelity or {}).get("cosine_min"),
         measured_on=_settings_text(m),
         noise=(m.timing or {}).get("noise"),
+        latency_ci95=_interval((m.timing or {}).get("p50_ci95")),
     )
+
+
+def _interval(pair: Sequence[float] | None) -> tuple[float, float] | None:
+    return None if not pair else (float(pair[0]), float(pair[1]))
 
 
 def _settings_text(m: Measurement) -> str:
@@ -177,6 +183,15 @@ class Metric:
             "rate": lambda v: f"{v:.1f} /s",
             "fraction": percent,
         }[self.kind](value)
+
+    def change(self, reference: VersionFigures, other: VersionFigures) -> tuple[str, int]:
+        """:meth:`delta` between two versions; two p50 latencies whose intervals overlap are no
+        measurable difference, whatever their ratio (they were timed apart, each with its noise)."""
+        if self.attr == "latency_ms" and reference.latency_ci95 and other.latency_ci95:
+            (low_a, high_a), (low_b, high_b) = reference.latency_ci95, other.latency_ci95
+            if low_a <= high_b and low_b <= high_a:
+                return ("no measurable difference", 0)
+        return self.delta(self.value(reference), self.value(other))
 
     def delta(self, base: float | None, value: float | None) -> tuple[str, int]:
         """The change from ``base`` as text, and its sign for colouring: +1 better, -1 worse, 0 same."""

@@ -122,8 +122,8 @@ def test_a_version_keeps_its_roles_and_its_steps_inherit_them(streaming, tmp_pat
             )
             with pytest.raises(StudioError, match="state input, which holds one stream: .* at batch 4"):
                 engine.measure(version, settings=dataclasses.replace(settings, batch=4))
-        assert measured.samples == 32  # the validation split, fed frame by frame
+        assert measured.samples == 80  # the validation split (20 % of 400), fed frame by frame
         child = outcome.version
         assert roles_of(child.inputs) == roles_of(version.inputs)
         gate = child.details["gate"]
-        assert gate["samples"] == 32 and not gate["collapsed"]
+        assert gate["samples"] == 64 and not gate["collapsed"]

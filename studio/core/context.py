@@ -216,7 +216,9 @@ class LocalContext:
             return None
         if split not in self._datasets:
             if self._loaded is None:
-                self._loaded = self._dataset_spec.load().split("train")
+                from studio.core.data import step_part
+
+                self._loaded = step_part(self._dataset_spec.load())
             self._datasets[split] = LocalDataset(self._loaded.split(split), self.model.inputs)
         return self._datasets[split]
 

@@ -81,6 +81,13 @@ class Dataset:
         return self.subset(indices)
 
 
+def step_part(dataset: Dataset) -> Dataset:
+    """The part of a dataset a technique may see: all but the validation split (seed 0, 20 %) on
+    which the studio judges every result (the gate, every measurement). A step's own train,
+    validation and calibration splits are cut from this part, the same way."""
+    return dataset.split("train")
+
+
 def split_indices(
     n: int, part: SplitPart, seed: int, validation_fraction: float, calibration_size: int
 ) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from studio.api import ParameterError
-from studio.core.data import DatasetSpec
+from studio.core.data import DatasetSpec, step_part
 from studio.core.models import ModelFiles, collect_files, load_torch_module
 from studio.core.techniques import run_local
 from studio.core.torch_structure import build_fresh
@@ -269,7 +269,7 @@ def quadrants(tmp_path: Path) -> DatasetSpec:
 
 
 def _top1_one_at_a_time(module: torch.nn.Module, dataset: DatasetSpec) -> float:
-    validation = dataset.load().split("validation")
+    validation = step_part(dataset.load()).split("validation")
     with torch.no_grad():
         predicted = [int(module(torch.from_numpy(x[None])).argmax()) for x in validation.arrays["x"]]
     return float((np.array(predicted) == validation.labels).mean())

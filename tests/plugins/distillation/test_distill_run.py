@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from studio.api import Cancelled
-from studio.core.data import DatasetSpec
+from studio.core.data import DatasetSpec, step_part
 from studio.core.models import ModelFormat, collect_files, load_torch_module
 from studio.core.techniques import run_local
 from studio.core.trust import grant
@@ -20,9 +20,10 @@ QUICK = {"batch_size": 16, "learning_rate": 0.01}
 
 
 def validation_accuracy(main: Path, dataset: DatasetSpec) -> float:
-    """Top-1 of a saved model, reloaded the way the studio reloads it."""
+    """Top-1 of a saved model, reloaded the way the studio reloads it, on the step's own validation
+    split (the one its figures are reported on)."""
     module = load_torch_module(collect_files(main), trusted=True)
-    split = dataset.load().split("validation")
+    split = step_part(dataset.load()).split("validation")
     with torch.no_grad():
         predicted = module(torch.from_numpy(split.arrays["x"])).argmax(1).numpy()
     return float((predicted == split.labels).mean())
@@ -31,7 +32,7 @@ def validation_accuracy(main: Path, dataset: DatasetSpec) -> float:
 def agreement_with_teacher(main: Path, teacher: np.ndarray, dataset: DatasetSpec) -> float:
     """Share of validation samples where the saved student and the teacher pick the same class."""
     module = load_torch_module(collect_files(main), trusted=True).eval()
-    split = dataset.load().split("validation")
+    split = step_part(dataset.load()).split("validation")
     with torch.no_grad():
         student = module(torch.from_numpy(split.arrays["x"])).numpy()
     return float((student.argmax(1) == teacher.argmax(1)).mean())
@@ -40,7 +41,7 @@ def agreement_with_teacher(main: Path, teacher: np.ndarray, dataset: DatasetSpec
 def torch_teacher_outputs(files, dataset: DatasetSpec) -> np.ndarray:
     module = load_torch_module(files, trusted=True).eval()
     with torch.no_grad():
-        return module(torch.from_numpy(dataset.load().split("validation").arrays["x"])).numpy()
+        return module(torch.from_numpy(step_part(dataset.load()).split("validation").arrays["x"])).numpy()
 
 
 def test_width_student_is_a_quarter_of_the_teacher_and_keeps_its_best_epoch(teacher, small_digits, tmp_path):
@@ -108,7 +109,7 @@ def test_onnx_teacher_distils_into_a_named_student(
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_teacher), providers=["CPUExecutionProvider"])
-    x = small_digits.load().split("validation").arrays["x"]
+    x = step_part(small_digits.load()).split("validation").arrays["x"]
     agreement = agreement_with_teacher(result.output.main, session.run(None, {"input": x})[0], small_digits)
     assert d["student"]["val_agreement"] == pytest.approx(agreement)
     # eight short epochs from random weights: well past chance (10 %)
@@ -239,7 +240,7 @@ def test_the_same_seed_gives_the_same_student(teacher, small_digits, tmp_path):
     a, b = _reloaded(first.output.main).state_dict(), _reloaded(again.output.main).state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[name], b[name]) for name in a)
-    x = torch.from_numpy(small_digits.load().split("validation").arrays["x"])
+    x = torch.from_numpy(step_part(small_digits.load()).split("validation").arrays["x"])
     with torch.no_grad():
         outputs = [_reloaded(r.output.main)(x) for r in (first, again, other)]
     assert torch.equal(outputs[0], outputs[1])

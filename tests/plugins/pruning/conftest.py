@@ -102,7 +102,7 @@ def write_model(
     return collect_files(arch, weights=folder / "weights.safetensors")
 
 
-def quadrant_data(n: int = 160, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def quadrant_data(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """8×8 images whose class is the brightest quadrant: easy enough to learn in a few epochs."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0.0, 0.3, size=(n, 1, 8, 8)).astype(np.float32)

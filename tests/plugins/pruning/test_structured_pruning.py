@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from studio.api import Cancelled, ParameterError
-from studio.core.data import DatasetSpec
+from studio.core.data import DatasetSpec, step_part
 from studio.core.models import ModelFiles, collect_files, load_torch_module
 from studio.core.resources import resource
 from studio.core.techniques import run_local
@@ -57,8 +57,8 @@ def test_output_is_architecture_structure_and_safetensors_without_pickle(models,
 
 
 def _top1(module: torch.nn.Module, dataset: DatasetSpec) -> float:
-    """Top-1 on the held-out validation split, computed here from a saved model."""
-    validation = dataset.load().split("validation")
+    """Top-1 on the step's own validation split (what its figures are reported on), from a saved model."""
+    validation = step_part(dataset.load()).split("validation")
     with torch.no_grad():
         predicted = module.eval()(torch.from_numpy(validation.arrays["x"])).argmax(dim=1).numpy()
     return float((predicted == validation.labels).mean())
@@ -122,7 +122,7 @@ def test_iterative_steps_with_fine_tuning_recover_between_steps(models, labelled
 def test_saved_model_scores_what_the_run_reported(models, labelled, tmp_path: Path) -> None:
     result = _run(models["tiny"], tmp_path / "out", labelled, ratio=0.5, finetune_epochs=2)
     module = _reload(result.output.main)
-    validation = labelled.load().split("validation")
+    validation = step_part(labelled.load()).split("validation")
     with torch.no_grad():
         predicted = module(torch.from_numpy(validation.arrays["x"])).argmax(dim=1).numpy()
     assert float((predicted == validation.labels).mean()) == pytest.approx(result.details["accuracy_after"])

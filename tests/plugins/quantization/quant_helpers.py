@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.data import step_part
+
 
 def onnx_ops(path: Path) -> set[str]:
     import onnx
@@ -22,8 +24,9 @@ def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def validation(dataset) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out validation split of a dataset spec: inputs and labels."""
-    split = dataset.load().split("validation")
+    """The step's own validation split of a dataset spec (what a technique reports its figures on):
+    inputs and labels."""
+    split = step_part(dataset.load()).split("validation")
     return split.arrays["x"], split.labels
 
 

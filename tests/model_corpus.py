@@ -676,7 +676,9 @@ def run_pair(engine, version, technique: str, dataset: str) -> tuple[str, str]:
     if _shapes_differ(version, new):
         return "BROKEN", f"interface changed: {new.outputs} vs {version.outputs}"
     gate = new.details.get("gate") or {}
-    check = BenchmarkSettings(runtime="onnxruntime", batch=1, threads=1, warmup=1, min_runs=1, min_seconds=0)
+    check = BenchmarkSettings(  # fidelity is the point here: the paired timing gets a second at most
+        runtime="onnxruntime", batch=1, threads=1, warmup=1, min_runs=1, min_seconds=0, max_seconds=1.0
+    )
     independent = engine.measure(new, dataset=dataset, settings=check, reference=version).fidelity or {}
     figure = _gate_text(gate)
     floor_hit = independent and (

@@ -454,6 +454,12 @@ def _register_optimize(sub) -> None:
     p.add_argument("--name", help="name of the new version")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the step")
+    p.add_argument(
+        "--no-measure",
+        action="store_true",
+        help="record the version without timing it against its parent (the result gate still runs); "
+        "`studio bench VERSION --reference PARENT` measures it later",
+    )
     _min_fidelity_arg(p)
     _executor_arg(p)
     json_arg(p)
@@ -503,7 +509,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     from studio.cli_views import outcome_text
     from studio.core.runtime import parse_device
     from studio.core.techniques import get_technique, parse_assignments, parse_params
-    from studio.engine import Engine, outcome_report, parse_executor
+    from studio.engine import AUTO_MEASURE, Engine, outcome_report, parse_executor
     from studio.engine.steps import check_step
     from studio.project import Project
     from studio.versions import check_model_file, looks_like_path
@@ -539,6 +545,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                 name=args.name,
                 device=device,
                 threads=args.threads,
+                measure=None if args.no_measure else AUTO_MEASURE,
                 on_progress=_progress_bar(args),
             )
         _finish_progress(args)

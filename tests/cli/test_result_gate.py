@@ -4,16 +4,12 @@ exit code 3, or refused below `--min-fidelity`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from faulty_plugin import studio_with_faulty
 
 from studio.core.resources import resource
-
-FAULTY = Path(__file__).parents[1] / "plugins" / "faulty"
 
 
 @pytest.fixture
@@ -21,17 +17,6 @@ def project(studio_cli, tmp_path: Path) -> Path:
     root = tmp_path / "p"
     assert studio_cli("import", resource("demo", "digits_cnn.onnx"), "--project", root).returncode == 0
     return root
-
-
-def _studio(*args: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAULTY), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, "-m", "studio", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
 
 
 def _versions(studio_cli, project: Path) -> list[dict]:
@@ -49,7 +34,7 @@ def test_a_faithful_result_passes_and_its_figures_are_kept(studio_cli, project: 
 
 
 def test_a_collapsed_result_is_kept_with_a_warning_and_exit_code_3(studio_cli, project: Path) -> None:
-    done = _studio(
+    done = studio_with_faulty(
         "optimize", "v1", "faulty.break_output", "--data", "digits", "--no-measure", "--project", project
     )
     assert done.returncode == 3, done.stderr
@@ -65,7 +50,7 @@ def test_a_collapsed_result_is_kept_with_a_warning_and_exit_code_3(studio_cli, p
 
 def test_below_a_floor_the_user_set_nothing_is_recorded(studio_cli, project: Path) -> None:
     before = _versions(studio_cli, project)
-    done = _studio(
+    done = studio_with_faulty(
         "optimize",
         "v1",
         "faulty.break_output",
@@ -84,7 +69,9 @@ def test_below_a_floor_the_user_set_nothing_is_recorded(studio_cli, project: Pat
 
 def test_a_result_with_another_interface_is_never_recorded(studio_cli, project: Path) -> None:
     before = _versions(studio_cli, project)
-    done = _studio("optimize", "v1", "faulty.break_output", "--set", "how=cut", "--project", project)
+    done = studio_with_faulty(
+        "optimize", "v1", "faulty.break_output", "--set", "how=cut", "--project", project
+    )
     assert done.returncode == 2
     assert (
         "the step changed the model's interface: output 'logits' has shape [batch, 1] where its parent's has [batch, 10]"

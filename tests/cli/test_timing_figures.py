@@ -7,43 +7,31 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from faulty_plugin import studio_with_faulty
 
 from studio.core.resources import resource
-
-FAULTY = Path(__file__).parents[1] / "plugins" / "faulty"
-
-
-def _studio(*args: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAULTY), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, "-m", "studio", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "p"
-    assert _studio("import", resource("demo", "digits_cnn.onnx"), "--project", root).returncode == 0
+    assert (
+        studio_with_faulty("import", resource("demo", "digits_cnn.onnx"), "--project", root).returncode == 0
+    )
     return root
 
 
 def test_a_step_that_changes_nothing_is_no_measurable_difference(project: Path) -> None:
-    done = _studio("optimize", "v1", "faulty.copy", "--data", "digits", "--project", project)
+    done = studio_with_faulty("optimize", "v1", "faulty.copy", "--data", "digits", "--project", project)
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("  not faster: v2 against v1: no measurable difference ("), last
     assert "× faster" not in done.stdout  # not even in the table
 
-    listed = _studio("versions", "--project", project, "--json")
+    listed = studio_with_faulty("versions", "--project", project, "--json")
     child = next(v for v in json.loads(listed.stdout)["versions"] if v["id"] == 2)
     speed = child["speed_vs_parent"]
     assert speed["verdict"] == "no measurable difference" and speed["rounds"] >= 12
@@ -52,7 +40,7 @@ def test_a_step_that_changes_nothing_is_no_measurable_difference(project: Path) 
     measurement = child["latest_measurement"]
     assert measurement["reference_version_id"] == 1  # the child was timed against its parent
     assert measurement["timing"]["paired"]["reference_runs"] > 0
-    assert "no gain" in _studio("versions", "--project", project).stdout
+    assert "no gain" in studio_with_faulty("versions", "--project", project).stdout
 
 
 def _burn(stop) -> None:
@@ -68,7 +56,9 @@ def test_a_busy_machine_is_named_in_the_measurement(project: Path) -> None:
     for burner in burners:
         burner.start()
     try:
-        busy = _studio("bench", "v1", "--project", project, "--threads", "1", "--min-seconds", "1", "--json")
+        busy = studio_with_faulty(
+            "bench", "v1", "--project", project, "--threads", "1", "--min-seconds", "1", "--json"
+        )
     finally:
         stop.set()
         for burner in burners:
@@ -78,19 +68,19 @@ def test_a_busy_machine_is_named_in_the_measurement(project: Path) -> None:
     noted = timing["noise"] or ""
     assert noted.startswith("noisy: ") and "other processes" in noted, timing
     assert timing["load"]["other_busy_cpus"] > 1
-    shown = _studio("versions", "--project", project).stdout
+    shown = studio_with_faulty("versions", "--project", project).stdout
     assert "~" in shown and "measure again before trusting it" in shown
 
 
 def test_bench_layers_times_every_node_and_info_shows_the_slowest(project: Path) -> None:
-    timed = _studio(
+    timed = studio_with_faulty(
         "bench", "v1", "--project", project, "--threads", "1", "--min-seconds", "0", "--layers", "--json"
     )
     assert timed.returncode == 0, timed.stderr
     layers = json.loads(timed.stdout)["timing"]["layers"]
     assert sum(row["share"] for row in layers) == pytest.approx(1.0)
     assert layers == sorted(layers, key=lambda row: -row["ms"]) and all(row["ms"] > 0 for row in layers)
-    shown = _studio("info", "v1", "--project", project, "--layers", "3").stdout.splitlines()
+    shown = studio_with_faulty("info", "v1", "--project", project, "--layers", "3").stdout.splitlines()
     header = next(line for line in shown if line.startswith("name ") and "MACs" in line)
     assert header.split()[-5:] == ["share", "time", "ms", "of", "time"]
     rows = shown[shown.index(header) + 2 :]

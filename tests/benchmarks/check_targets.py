@@ -25,7 +25,17 @@ from pathlib import Path
 from targets import Target, read_records, verdict
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("corpus", "distillation", "jobs", "measurement", "pruning", "quantization", "refusals", "ui")
+BENCHMARKS = (
+    "agreement",
+    "corpus",
+    "distillation",
+    "jobs",
+    "measurement",
+    "pruning",
+    "quantization",
+    "refusals",
+    "ui",
+)
 TIMEOUT_S = {"corpus": 2400, "distillation": 3600, "quantization": 2400, "pruning": 1800, "ui": 1500}
 DEFAULT_TIMEOUT_S = 900
 

@@ -191,7 +191,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def model_file_options(args: argparse.Namespace) -> dict:
+def _model_file_options(args: argparse.Namespace) -> dict:
     """How to read a model file, as every command that takes one was told."""
     roles = {name: role for given in args.input_spec or () for name, role in given.items()}
     return {
@@ -279,7 +279,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from studio.versions import check_model_file
 
     # Read the whole file before the project folder is even created: a refusal writes nothing.
-    checked = check_model_file(args.model, **model_file_options(args))
+    checked = check_model_file(args.model, **_model_file_options(args))
     with Project.open_or_create(args.project) as project:
         version = project.add_checked_model(checked, name=args.name)
         emit(args, version.to_dict(), version_text)
@@ -291,7 +291,13 @@ def _register_info(sub) -> None:
     p.add_argument("model", metavar="MODEL|VERSION", help="a model file, or a version id or name")
     project_arg(p, required=False)
     _model_args(p)
-    p.add_argument("--layers", type=int, default=None, metavar="N", help="show only the N heaviest layers")
+    p.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show only N layers: the slowest once `studio bench VERSION --layers` timed them, else the heaviest",
+    )
     json_arg(p)
     p.set_defaults(handler=_cmd_info)
 
@@ -303,10 +309,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from studio.versions import inspect_file
 
     if args.project is None:
-        info = inspect_file(Path(args.model), **model_file_options(args))
+        info = inspect_file(Path(args.model), **_model_file_options(args))
     else:
         with Project.open(args.project) as project:
-            version = project.find_model(args.model, **model_file_options(args))
+            version = project.find_model(args.model, **_model_file_options(args))
             info = project.inspect(version)
             times = layer_times_of(version, project.store.list_measurements(version.id))
     payload = info.to_dict()
@@ -364,7 +370,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     data = dataset.load() if dataset is not None else None  # a bad dataset is refused before any write
     checked = None
     if looks_like_path(args.model):
-        checked = check_model_file(Path(args.model), **model_file_options(args))
+        checked = check_model_file(Path(args.model), **_model_file_options(args))
     elif not (args.project / DATABASE_NAME).is_file():
         raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     if checked is not None and data is not None:
@@ -521,7 +527,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     dataset = _dataset_spec(args)
     checked = None
     if looks_like_path(args.model):
-        checked = check_model_file(Path(args.model), **model_file_options(args))
+        checked = check_model_file(Path(args.model), **_model_file_options(args))
     elif not (args.project / DATABASE_NAME).is_file():
         raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     if checked is not None:  # the step's own checks pass before the file is imported

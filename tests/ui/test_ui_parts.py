@@ -129,6 +129,13 @@ def test_latencies_whose_intervals_overlap_are_no_measurable_difference():
     latency_row = 3
     assert model.cell(latency_row, 1)[1:] == ("no measurable difference", 0)
     assert model.cell(latency_row, 2)[1:] == ("2.00× faster", 1)
+    # against its parent, a child shows the speed-up of the job that timed both together
+    paired = {"speedup": 1.04, "ci95": [1.01, 1.07], "verdict": "no measurable difference", "rounds": 12}
+    model.set_versions([base, dataclasses.replace(far, speed=paired)])
+    assert model.cell(latency_row, 1)[1:] == ("no measurable difference", 0)
+    slower = {"speedup": 0.8, "ci95": [0.78, 0.82], "verdict": "slower", "rounds": 12}
+    model.set_versions([base, dataclasses.replace(far, speed=slower)])
+    assert model.cell(latency_row, 1)[1:] == ("1.25× slower", -1)
 
 
 def _record(job_id: int, state: str = "queued") -> JobRecord:

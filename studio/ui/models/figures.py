@@ -186,7 +186,12 @@ class Metric:
 
     def change(self, reference: VersionFigures, other: VersionFigures) -> tuple[str, int]:
         """:meth:`delta` between two versions; two p50 latencies whose intervals overlap are no
-        measurable difference, whatever their ratio (they were timed apart, each with its noise)."""
+        measurable difference, whatever their ratio (they were timed apart, each with its noise).
+        A child against its own parent shows the speed-up both were timed for in one paired job."""
+        if self.attr == "latency_ms" and other.speed and other.parent_id == reference.id:
+            verdict = other.speed.get("verdict")
+            sign = {"faster": 1, "slower": -1}.get(verdict, 0)
+            return (tables.speed_cell(other.speed).replace("no gain", "no measurable difference"), sign)
         if self.attr == "latency_ms" and reference.latency_ci95 and other.latency_ci95:
             (low_a, high_a), (low_b, high_b) = reference.latency_ci95, other.latency_ci95
             if low_a <= high_b and low_b <= high_a:

@@ -142,14 +142,18 @@ def measurement_report(m: Measurement, version: ModelVersion, dataset: DatasetRe
     }
 
 
-def speed_against_parent(version: ModelVersion, measurements: Iterable[Measurement]) -> dict | None:
-    """The latest paired speed-up of ``version`` over its parent (timed in one job, in alternating
-    rounds: studio.core.timing), or None when it was never timed against it."""
-    found = None
+def speeds_against_parents(
+    versions: Iterable[ModelVersion], measurements: Iterable[Measurement]
+) -> dict[int, dict]:
+    """Each version's latest paired speed-up over its parent (timed in one job, in alternating
+    rounds: studio.core.timing), by version id; versions never timed against it are left out.
+    One pass over the measurements, whatever the number of versions."""
+    parents = {v.id: v.parent_id for v in versions if v.parent_id is not None}
+    found: dict[int, dict] = {}
     for m in measurements:
         paired = (m.timing or {}).get("paired")
-        if m.version_id == version.id and m.reference_version_id == version.parent_id and paired:
-            found = {key: paired.get(key) for key in ("speedup", "ci95", "verdict", "rounds")}
+        if paired and m.version_id in parents and m.reference_version_id == parents[m.version_id]:
+            found[m.version_id] = {key: paired.get(key) for key in ("speedup", "ci95", "verdict", "rounds")}
     return found
 
 

@@ -271,10 +271,12 @@ class Project:
 
     def summary(self) -> dict:
         """Every version with its lineage and its latest measurement: what `studio versions` shows."""
-        from studio.measurements import speed_against_parent
+        from studio.measurements import speeds_against_parents
 
         measurements = self._store.list_measurements()
+        versions = self._store.list_versions()
         latest: dict[int, Measurement] = {m.version_id: m for m in measurements}
+        speeds = speeds_against_parents(versions, measurements)
         return {
             "project": {"path": str(self._root), **self._store.project().to_dict()},
             "versions": [
@@ -283,9 +285,9 @@ class Project:
                     "latest_measurement": None
                     if v.id not in latest
                     else self.measurement_report(latest[v.id]),
-                    "speed_vs_parent": None if v.parent_id is None else speed_against_parent(v, measurements),
+                    "speed_vs_parent": speeds.get(v.id),
                 }
-                for v in self._store.list_versions()
+                for v in versions
             ],
         }
 

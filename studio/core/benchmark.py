@@ -10,7 +10,6 @@ comes from one job, never from two timings taken apart.
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import re
@@ -33,7 +32,15 @@ from studio.core.data import Dataset, DatasetSpec, bind
 from studio.core.evaluate import accuracy, fidelity, fixed_batch, predict
 from studio.core.hardware import cpu_mhz, environment, logical_cores, physical_cores
 from studio.core.models import ModelFiles, ModelFormat, TensorSpec
-from studio.core.timing import CpuSample, PairedTiming, machine_load, median_ci, noise, time_paired
+from studio.core.timing import (
+    CpuSample,
+    PairedTiming,
+    gc_paused,
+    machine_load,
+    median_ci,
+    noise,
+    time_paired,
+)
 
 if TYPE_CHECKING:
     from studio.core.runtime import Runner
@@ -140,9 +147,7 @@ def time_runner(runner: Runner, feeds: dict[str, np.ndarray], settings: Benchmar
     min_ns, max_ns = int(settings.min_seconds * 1e9), int(settings.max_seconds * 1e9)
     durations: list[int] = []
     append = durations.append
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         start = clock()
         while True:
             t0 = clock()
@@ -152,9 +157,6 @@ def time_runner(runner: Runner, feeds: dict[str, np.ndarray], settings: Benchmar
             elapsed = t1 - start
             if (elapsed >= min_ns and len(durations) >= min_runs) or elapsed >= max_ns:
                 break
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return LatencyStats.from_durations(durations, settings.batch)
 
 

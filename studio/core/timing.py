@@ -15,7 +15,8 @@ import gc
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,9 +101,7 @@ def time_paired(
     reference_ns: list[int] = []
     ratios: list[float] = []
     clock = time.perf_counter_ns
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         start = clock()
         while True:
             medians = {}
@@ -121,10 +120,19 @@ def time_paired(
                 break
             if len(ratios) >= MIN_ROUNDS and elapsed >= min_seconds and _settled(ratios):
                 break
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return PairedTiming(model_ns, reference_ns, float(np.median(ratios)), median_ci(ratios), len(ratios))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The garbage collector off while runs are timed, so that the figures are the runtime's."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _settled(ratios: list[float]) -> bool:

@@ -82,9 +82,10 @@ def version_figures(
     versions: Iterable[ModelVersion], measurements: Iterable[Measurement]
 ) -> list[VersionFigures]:
     """Each version with the figures of its latest measurement (measurements come oldest first)."""
-    from studio.measurements import speed_against_parent
+    from studio.measurements import speeds_against_parents
 
-    measurements = list(measurements)
+    versions, measurements = list(versions), list(measurements)
+    speeds = speeds_against_parents(versions, measurements)
     latest: dict[int, Measurement] = {}
     counts: dict[int, int] = {}
     for m in measurements:
@@ -95,7 +96,7 @@ def version_figures(
             v,
             latest.get(v.id),
             counts.get(v.id, 0),
-            None if v.parent_id is None else speed_against_parent(v, measurements),
+            speeds.get(v.id),
         )
         for v in versions
     ]

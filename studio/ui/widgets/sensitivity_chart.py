@@ -1,8 +1,9 @@
 """Per-layer sensitivity from ``quantize.auto``: how much quantizing each layer alone costs.
 
 The table comes from the version's ``details["sensitivity"]`` (rows of node, op, sensitivity,
-rank, kept_float). Horizontal bars put the node names on the axis where they can be read;
-layers the search kept in float are drawn in a warning colour.
+rank, kept_float, outliers_in_float). Horizontal bars put the node names on the axis where they
+can be read; layers the search kept in float are drawn in a warning colour, and layers that
+compute only their outlier channels in float in a milder one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from studio.ui.widgets.charts import brush, style_plot, themed
 
 QUANTIZED = "#1e88e5"
 KEPT_FLOAT = "#e53935"
+OUTLIERS_FLOAT = "#fb8c00"
 MAX_NAMED = 40
 NAME_CHARS = 34
 
@@ -53,9 +55,14 @@ class SensitivityChart(pg.GraphicsLayoutWidget):
         self.message.setText("")
         ys = np.arange(len(self.rows), dtype=float)
         values = np.array([float(r["sensitivity"]) for r in self.rows])
-        brushes = [brush(KEPT_FLOAT if r.get("kept_float") else QUANTIZED) for r in self.rows]
+        brushes = [brush(_colour(r)) for r in self.rows]
         self.bars.setOpts(x0=np.zeros_like(values), y=ys, height=0.7, width=values, brushes=brushes)
-        self.plot.setTitle(f"{title}: red layers were kept in float")
+        split = (
+            ", orange ones compute their outlier channels in float"
+            if any(r.get("outliers_in_float") for r in self.rows)
+            else ""
+        )
+        self.plot.setTitle(f"{title}: red layers were kept in float{split}")
         self._name_axis(self.rows)
         self.plot.enableAutoRange()
 
@@ -82,3 +89,9 @@ def _name(row: dict) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= NAME_CHARS else "…" + text[-(NAME_CHARS - 1) :]
+
+
+def _colour(row: dict) -> str:
+    if row.get("kept_float"):
+        return KEPT_FLOAT
+    return OUTLIERS_FLOAT if row.get("outliers_in_float") else QUANTIZED

@@ -11,7 +11,7 @@ import pytest
 from quant_helpers import cancel_after
 
 from studio.api import Cancelled, ParameterError, StudioError
-from studio.core.data import load_dataset
+from studio.core.data import DatasetSpec, load_dataset
 from studio.core.techniques import run_local
 
 STRICT = 0.99999  # the small test encoder quantizes well; this floor makes it keep some layers in float
@@ -24,7 +24,7 @@ def test_search_keeps_sensitive_layers_until_the_floor_holds(
         "quantize.auto",
         encoder_onnx,
         dataset=tokens,
-        params={"cosine_floor": STRICT, "smoothing": False},
+        params={"cosine_floor": STRICT, "smoothing": False, "outlier_split": False},
         output_dir=tmp_path / "out",
     )
     d = result.details
@@ -32,7 +32,7 @@ def test_search_keeps_sensitive_layers_until_the_floor_holds(
     assert d["reached"]["fidelity"]["cosine_min"] >= STRICT
     first, *rest = d["candidates"]
     assert first["excluded"] == 0 and not first["meets_tolerance"]
-    assert 1 <= len(rest) <= 7  # max_trials 8, the first included
+    assert 1 <= len(rest) <= 9  # max_trials 10, the first included
 
     table = d["sensitivity"]
     assert len(table) == 14 and all(row["sensitivity"] is not None for row in table)
@@ -75,7 +75,7 @@ def test_smoothing_keeps_the_float_result_and_is_reported(encoder_onnx: Path, to
         "quantize.auto",
         encoder_onnx,
         dataset=tokens,
-        params={"cosine_floor": STRICT},
+        params={"cosine_floor": STRICT, "outlier_split": False},
         output_dir=tmp_path / "out",
     )
     d = result.details
@@ -84,6 +84,70 @@ def test_smoothing_keeps_the_float_result_and_is_reported(encoder_onnx: Path, to
     assert any(row["sensitivity_smoothed"] is not None for row in d["sensitivity"])
     chosen_smoothed = {row["node"] for row in d["sensitivity"] if row["smoothed"]}
     assert chosen_smoothed == set(d["nodes_smoothed"])
+
+
+def test_splitting_off_outlier_channels_computes_the_same(encoder_onnx: Path, tokens, tmp_path: Path) -> None:
+    from studio_quantization import _outliers, _smooth
+    from studio_quantization._common import weighted_nodes
+
+    model = onnx.load(str(encoder_onnx))
+    nodes = _smooth.smoothable(weighted_nodes(model, ("MatMul", "Gather")), model)
+    data = load_dataset(tokens.source).arrays
+    samples = [{k: v[i : i + 1] for k, v in data.items()} for i in range(8)]
+    maxima = _smooth.channel_maxima(model, nodes, samples)
+    split, products = _outliers.split(model, nodes, maxima)
+    inputs = {n.activations[0] for n in nodes}
+    added = [n.op_type for n in split.graph.node if n.name not in {m.name for m in model.graph.node}]
+    assert len(products) == 12 and added.count("MatMul") == 12 and added.count("Add") == 12
+    assert added.count("Gather") == added.count("Mul") == len(inputs) < 12  # Q, K and V share one input
+    feeds = {k: v[:4] for k, v in data.items()}
+    before = ort.InferenceSession(str(encoder_onnx)).run(None, feeds)[0]
+    after = ort.InferenceSession(split.SerializeToString()).run(None, feeds)[0]
+    np.testing.assert_allclose(after, before, atol=1e-5)
+
+
+def test_an_outlier_input_channel_is_computed_in_float_instead_of_the_layer(tmp_path: Path) -> None:
+    """One input channel 60 times larger than the rest: INT8 alone loses the output, the split keeps it."""
+    import torch
+    from studio_quantization import _outliers
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(32, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 8),
+    ).eval()
+    model = tmp_path / "mlp.onnx"
+    torch.onnx.export(
+        net, (torch.zeros(1, 32),), str(model), input_names=["x"], output_names=["y"],
+        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False, opset_version=17,
+    )  # fmt: skip
+    x = np.random.default_rng(0).normal(size=(200, 32)).astype(np.float32)
+    x[:, 3] *= 60.0
+    np.savez(tmp_path / "x.npz", x=x)
+    result = run_local(
+        "quantize.auto",
+        model,
+        dataset=DatasetSpec(source=str(tmp_path / "x.npz")),
+        params={"cosine_floor": 0.95, "smoothing": False},
+        output_dir=tmp_path / "out",
+    )
+    d = result.details
+    first, everything, *_ = d["candidates"]
+    assert first["cosine_min"] < 0.9 and not first["meets_tolerance"]
+    assert everything["split"] == 3 and everything["meets_tolerance"]
+    layers = ["/0/Gemm", "/2/Gemm", "/4/Gemm"]
+    assert d["nodes_split"] == layers and d["nodes_excluded"] == []  # no layer had to stay float
+    assert d["reached"]["fidelity"]["cosine_min"] >= 0.95  # on samples the search never used
+    assert d["validation_samples"] >= 64 and d["search_samples"] >= 32
+    assert [row["node"] for row in d["sensitivity"] if row["outliers_in_float"]] == layers
+    kinds = {n.name: n.op_type for n in onnx.load(str(result.output.main)).graph.node}
+    for layer in layers:
+        assert kinds[layer + _outliers.FLOAT_PRODUCT] == "MatMul"  # 4 channels wide, float
+        assert kinds[layer + "_quant"] == "MatMulInteger"  # the rest of the layer is INT8
+    assert any("outlier input channels in float" in note for note in result.notes)
 
 
 def test_a_tolerance_met_at_once_needs_no_search(digits_onnx: Path, digits, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ BENCHMARKS = (
     "agreement",
     "corpus",
     "distillation",
+    "encoder_peers",
     "jobs",
     "measurement",
     "pruning",
@@ -36,7 +37,14 @@ BENCHMARKS = (
     "refusals",
     "ui",
 )
-TIMEOUT_S = {"corpus": 2400, "distillation": 3600, "quantization": 2400, "pruning": 1800, "ui": 1500}
+TIMEOUT_S = {
+    "corpus": 2400,
+    "encoder_peers": 1800,
+    "distillation": 3600,
+    "quantization": 2400,
+    "pruning": 1800,
+    "ui": 1500,
+}
 DEFAULT_TIMEOUT_S = 900
 
 

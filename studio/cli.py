@@ -11,7 +11,7 @@ import difflib
 import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from studio import __version__
@@ -73,6 +73,29 @@ def _dispatch(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("studio: interrupted", file=sys.stderr)
         return 130
+
+
+def _follow(path: Path, ended: Callable[[], bool]) -> None:
+    """Print a job's log as it grows until the job ends or the user presses Ctrl-C; the job runs on.
+
+    Ctrl-C only sets a flag, checked between reads: a KeyboardInterrupt raised inside the
+    database driver's cleanup could be swallowed there and leave the command following forever.
+    """
+    import signal
+    import threading
+
+    from studio.jobs.logs import follow_log
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        for text in follow_log(path, lambda: stop.is_set() or ended(), wait=stop.wait):
+            if stop.is_set():
+                break
+            sys.stdout.write(terminal_safe(text))
+            sys.stdout.flush()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _window(argv: list[str]) -> int:
@@ -642,18 +665,13 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             raise StudioError("--follow goes with log and without --json: studio jobs log ID --follow")
         job = store.get_job(args.job)
         if args.action == "log":
-            from studio.jobs.logs import follow_log, job_log_path
+            from studio.jobs.logs import job_log_path
 
             # Always the project's own logs folder: a path stored in the database may come from a
             # stranger's bundle and point anywhere.
             path = job_log_path(project.logs_dir, job.id)
             if args.follow:
-                try:
-                    for text in follow_log(path, lambda: store.get_job(job.id).finished):
-                        sys.stdout.write(terminal_safe(text))
-                        sys.stdout.flush()
-                except KeyboardInterrupt:  # Ctrl-C ends the following, quietly; the job runs on
-                    pass
+                _follow(path, lambda: store.get_job(job.id).finished)
                 return 0
             text = path.read_text(errors="replace") if path.is_file() else ""
             emit(args, {"id": job.id, "log_path": str(path), "log": text}, lambda d: d["log"] or "(no log)")

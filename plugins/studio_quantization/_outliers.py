@@ -57,8 +57,8 @@ def split(
             consumers.setdefault(name, []).append(node)
     chosen = {n.name for n in nodes}
     groups: dict[str, list] = {}
-    for node in graph.node:
-        if node.name in chosen:
+    for node in graph.node:  # x · W only: a weight on the left would need the split the other way
+        if node.name in chosen and node.input[1] in inits and node.input[0] in maxima:
             groups.setdefault(node.input[0], []).append(node)
 
     before: dict[str, list] = {}  # node name -> nodes to insert in front of it

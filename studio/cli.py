@@ -78,8 +78,9 @@ def _dispatch(argv: list[str]) -> int:
 def _follow(path: Path, ended: Callable[[], bool]) -> None:
     """Print a job's log as it grows until the job ends or the user presses Ctrl-C; the job runs on.
 
-    Ctrl-C only sets a flag, checked between reads: a KeyboardInterrupt raised inside the
-    database driver's cleanup could be swallowed there and leave the command following forever.
+    Ctrl-C only sets a flag, checked between reads. Raised as KeyboardInterrupt wherever it
+    landed, inside the database driver or the log reader, it could be caught there: a follower
+    once went on for minutes after Ctrl-C.
     """
     import signal
     import threading

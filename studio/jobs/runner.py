@@ -7,6 +7,7 @@ binding (``CUDA_VISIBLE_DEVICES``) must be in place before any target pulls in t
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -231,8 +232,9 @@ def _leave() -> None:
     Every job's log is closed and its outcome sent by then; what is left is unloading torch and
     ONNX Runtime, which took about a second that every command running a job waited for at exit.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # none, closed, or gone
+            stream.flush()
     os._exit(0)
 
 

@@ -292,24 +292,33 @@ class Trials:
                 lo = mid
         return search
 
+    def profiled_matmuls(self, search: Search) -> tuple[Any, list[common.QNode], dict] | None:
+        """The float model, its MatMuls with a 2-D constant weight, and the peak |x| per input
+        channel of each; None when there are none or no trial is left to try a fix with."""
+        from . import _smooth
+
+        model = self.model_proto()
+        candidates = _smooth.smoothable(self.nodes, model)
+        if not candidates or len(search.candidates) >= self.params.max_trials:
+            return None
+        samples = self.samples(max(32, self.params.sensitivity_samples))
+        return model, candidates, _smooth.channel_maxima(model, candidates, samples)
+
     def try_splitting(self, search: Search) -> bool:
         """Compute every layer's outlier channels in float; True when that met the tolerance.
 
         Otherwise the search goes on from the split model, keeping whole layers in float.
         """
-        import onnx
+        from . import _outliers
 
-        from . import _outliers, _smooth
-
-        model = self.model_proto()
-        candidates = _smooth.smoothable(self.nodes, model)
-        if not candidates or len(search.candidates) >= self.params.max_trials:
+        profiled = self.profiled_matmuls(search)
+        if profiled is None:
             return False
-        maxima = _smooth.channel_maxima(
-            model, candidates, self.samples(max(32, self.params.sensitivity_samples))
-        )
+        model, candidates, maxima = profiled
         self.ctx.progress(0.4, f"computing the outlier channels of {len(candidates)} layers in float")
-        split, self.float_products = _outliers.split(onnx.load(str(self.base)), candidates, maxima)
+        split, self.float_products = _outliers.split(
+            model, candidates, maxima
+        )  # a copy; model is the float one
         self.base = common.save_model(split, self.folder / "split.onnx")
         self.split = [name.removesuffix(_outliers.FLOAT_PRODUCT) for name in self.float_products]
         return self.trial([], search).meets
@@ -323,13 +332,10 @@ class Trials:
         """
         from . import _smooth
 
-        model = self.model_proto()
-        candidates = _smooth.smoothable(self.nodes, model)
-        if not candidates or len(search.candidates) >= self.params.max_trials:
+        profiled = self.profiled_matmuls(search)
+        if profiled is None:
             return False
-        maxima = _smooth.channel_maxima(
-            model, candidates, self.samples(max(32, self.params.sensitivity_samples))
-        )
+        model, candidates, maxima = profiled
         everything = _smooth.smooth(model, candidates, maxima)
         names = {n.name for n in candidates}
         smoothed_nodes = [n for n in common.weighted_nodes(everything, ("MatMul",)) if n.name in names]

@@ -38,6 +38,7 @@ from encoder import (  # noqa: E402
     pretrained_encoder,
     random_token_dataset,
 )
+from measuring import plain_session  # noqa: E402
 from targets import Report, add_arguments  # noqa: E402
 
 from studio.core.data import DatasetSpec, bind  # noqa: E402
@@ -52,7 +53,7 @@ BLOCK_SECONDS = 0.02
 
 def independent_speedup(parent: Path, child: Path, feeds: dict[str, np.ndarray], rounds: int) -> float:
     """Parent time over child time, median over ``rounds`` rounds of alternating blocks."""
-    sessions = [_session(parent), _session(child)]
+    sessions = [plain_session(parent), plain_session(child)]
     named = [{i.name: feeds[i.name] for i in s.get_inputs()} for s in sessions]
     for session, feed in zip(sessions, named, strict=True):
         for _ in range(5):
@@ -67,15 +68,6 @@ def independent_speedup(parent: Path, child: Path, feeds: dict[str, np.ndarray],
             medians[which] = statistics.median(times)
         ratios.append(medians[0] / medians[1])
     return statistics.median(ratios)
-
-
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _once(session: ort.InferenceSession, feeds: dict) -> float:

@@ -52,7 +52,7 @@ from encoder import (  # noqa: E402
     sentences,
     tokenized_dataset,
 )
-from measuring import StepData, run_step  # noqa: E402
+from measuring import StepData, plain_session, run_step  # noqa: E402
 from targets import Report, add_arguments, quartiles  # noqa: E402
 
 from studio.core.data import DatasetSpec  # noqa: E402
@@ -209,18 +209,8 @@ def _peer_rows(float_path: Path, folder: Path) -> list[Row]:
 # -- the judge ---------------------------------------------------------------------------------------
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def _judge(rows: list[Row], feeds: dict[str, np.ndarray], rounds: int) -> None:
-    sessions = {row.name: _session(row.path) for row in rows}
+    sessions = {row.name: plain_session(row.path) for row in rows}
     outputs = {}
     for row in rows:
         session = sessions[row.name]

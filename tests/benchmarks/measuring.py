@@ -7,6 +7,8 @@
   a candidate with (for that, the step splits its own part again).
 * :func:`measure_once`: the studio's own measurement of one version (accuracy, fidelity, size,
   parameters), in a fresh process.
+* :func:`plain_session`: an ONNX Runtime session with nothing of the studio's code, for the
+  scripts that re-measure the studio's figures independently.
 * :func:`paired_latency`: the p50 latency of several versions timed in the same rounds, in one
   fresh process, with the order rotating every round, so that they can be compared round by
   round (ONNX Runtime, CPU, batch 1, one thread, the first validation sample, as the studio's
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from targets import Stopwatch
 
 from studio.core.benchmark import BenchmarkSettings, MeasurementRequest, ModelRef, measure
@@ -144,3 +147,14 @@ def _time_in_rounds(refs: dict[str, dict], data: dict, rounds: int, seconds: flo
     finally:
         for runner in runners.values():
             runner.close()
+
+
+def plain_session(path: Path) -> ort.InferenceSession:
+    """ONNX Runtime on the CPU, 1 thread, sequential, every graph optimization, quiet."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

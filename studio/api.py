@@ -43,6 +43,12 @@ from studio._output_layers import outputs_of as outputs_of
 from studio._output_layers import run_outputs as run_outputs
 from studio._output_layers import shapes_match as shapes_match
 
+# A training loop's placement, for techniques that train: ``TrainingRun(module, ctx.device)`` puts the
+# module on the step's device, wraps it for data-parallel ranks when the step runs as several, picks
+# mixed precision on a GPU and deals out each rank's share of every batch (see studio._training).
+from studio._training import TrainingRun as TrainingRun
+from studio._training import training_precision as training_precision
+
 if TYPE_CHECKING:  # heavy libraries are the plugin's business, imported only when it runs
     import numpy as np
     import onnx
@@ -262,6 +268,9 @@ class Technique(ABC):
     accepts: ClassVar[tuple[ModelKind, ...]] = ("onnx", "torch")
     produces: ClassVar[ModelKind] = "onnx"
     dataset: ClassVar[DatasetNeed] = "optional"
+    # A technique that trains (fine-tuning, distillation) runs on a GPU by default when there is
+    # one, and may run as several data-parallel ranks; its loop uses TrainingRun.
+    trains: ClassVar[bool] = False
     Params: ClassVar[type[Params]] = Params
 
     def check(self, params: Params, ctx: Context) -> None:  # noqa: B027 - optional hook

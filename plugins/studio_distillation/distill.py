@@ -53,6 +53,7 @@ class Distillation(Technique):
     accepts = ("onnx", "torch")
     produces = "torch"
     dataset = "inputs"
+    trains = True
 
     class Params(api.Params):
         student: Literal["width", "version"] = Field(
@@ -109,6 +110,11 @@ class Distillation(Technique):
             "decay 5e-4) may generalise slightly better given more epochs.",
         )
         seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds shuffling and fresh weights.")
+        mixed_precision: bool = Field(
+            True,
+            description="On a GPU, train in bf16 (fp16 with loss scaling where the GPU lacks bf16); "
+            "the CPU always trains in fp32.",
+        )
 
     # -- before any work -------------------------------------------------------------------------
 
@@ -274,6 +280,7 @@ def _recipe(params: Distillation.Params) -> Recipe:
         temperature=params.temperature,
         alpha=params.alpha,
         seed=params.seed,
+        mixed_precision=params.mixed_precision,
     )
 
 
@@ -317,6 +324,7 @@ def _details(
         "best_epoch": best.epoch,
         "epochs": [e.to_dict() for e in trainer.history],
         "settings": {**asdict(_recipe(params)), "labels_used": trainer.uses_labels(validation)},
+        "training": trainer.training,
     }
 
 

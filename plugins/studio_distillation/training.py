@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from studio.api import Context, flatten_outputs, is_program
+from studio.api import Context, TrainingRun, flatten_outputs, is_program
 
 if TYPE_CHECKING:
     import torch
@@ -36,6 +36,7 @@ class Recipe:
     temperature: float
     alpha: float  # weight of the teacher's soft targets; 1 - alpha goes to the labels
     seed: int
+    mixed_precision: bool = True  # autocast on a GPU (see studio.api.TrainingRun)
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,11 @@ class Trainer:
         self, ctx: Context, student: torch.nn.Module, recipe: Recipe, batch: int | None = None
     ) -> None:
         self.ctx = ctx
-        self.student = student.to(ctx.device)
+        self.student = student
         self.recipe = recipe
         self.batch = batch
+        self.run: TrainingRun | None = None  # made when fit() has the data for its example
+        self.training: dict[str, Any] = {}  # where it ran: device, ranks, precision, peak GPU memory
         self.history: list[Epoch] = []
         self.best: int | None = None  # index into history
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -180,20 +183,25 @@ class Trainer:
         """Run every epoch, reporting progress inside ``span``; leaves the best weights loaded."""
         import torch
 
+        self.student.to(self.ctx.device)
         tensors = self._tensors(train)
+        example = tuple(x[: self.batch or 2] for x in tensors[0])
+        self.run = TrainingRun(
+            self.student, self.ctx.device, mixed_precision=self.recipe.mixed_precision, example=example
+        )
         optimizer = self._optimizer()
-        steps = self.recipe.epochs * len(self._batches(len(train), np.random.default_rng(0)))
+        steps = self.recipe.epochs * len(self._batches(len(train), 0))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
-        rng = np.random.default_rng(self.recipe.seed)
         self._start(tensors[0], validation)
         for epoch in range(self.recipe.epochs):
             lo = span[0] + (span[1] - span[0]) * epoch / self.recipe.epochs
             hi = span[0] + (span[1] - span[0]) * (epoch + 1) / self.recipe.epochs
-            record = self._epoch(epoch, tensors, optimizer, schedule, rng, (lo, hi))
+            record = self._epoch(epoch, tensors, optimizer, schedule, (lo, hi))
             self._recalibrate(tensors[0])
             record = self._evaluate(record, validation)
             self._keep_if_best(record)
             self.ctx.progress(hi, self._describe(record))
+        self.training = self.run.finish()
         self.student.load_state_dict(self._best_state)
         self.student.eval()
         return self.history
@@ -217,25 +225,25 @@ class Trainer:
 
     # -- one epoch -------------------------------------------------------------------------------
 
-    def _epoch(self, epoch, tensors, optimizer, schedule, rng, span) -> Epoch:
+    def _epoch(self, epoch, tensors, optimizer, schedule, span) -> Epoch:
         inputs, teacher, labels = tensors
         self.student.train()
         if self.batch == 1:
             _freeze_batchnorm(self.student)
-        batches = self._batches(len(teacher), rng)
+        batches = self._batches(len(teacher), epoch)
         started = last_report = time.monotonic()
         sums = np.zeros(3)
         for i, idx in enumerate(batches):
+            with self.run.autocast():
+                output = self.student_output(tuple(x[idx] for x in inputs))
             loss, soft, hard = distill_loss(
-                self.student_output(tuple(x[idx] for x in inputs)),
+                output.float(),
                 teacher[idx],
                 None if labels is None else labels[idx],
                 self.recipe.temperature,
                 self.recipe.alpha,
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            self.run.step(loss, optimizer)
             schedule.step()
             sums += [loss.item(), soft.item(), 0.0 if hard is None else hard.item()]
             if time.monotonic() - last_report >= REPORT_EVERY_S:
@@ -244,7 +252,8 @@ class Trainer:
                 self.ctx.progress(
                     fraction, f"epoch {epoch + 1}/{self.recipe.epochs}: batch {i + 1}/{len(batches)}"
                 )
-        mean = sums / max(len(batches), 1)
+        mean = np.asarray(self.run.total(*sums, len(batches)))  # every rank's batches
+        mean = mean[:3] / max(mean[3], 1)
         return Epoch(
             epoch=epoch + 1,
             trained=True,
@@ -258,18 +267,19 @@ class Trainer:
         )
 
     def student_output(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The training forward pass: through the rank wrapper, so gradients are averaged across ranks."""
         from .students import first_output
 
-        return first_output(self.student(*inputs))
+        return first_output(self.run.model(*inputs))
 
-    def _batches(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """Shuffled batches; a last batch of one sample joins the one before (batch norm needs two).
-        A student with a fixed batch gets batches of exactly that size, the rest left for next epoch."""
-        order = rng.permutation(n)
+    def _batches(self, n: int, epoch: int) -> list[np.ndarray]:
+        """This rank's shuffled batches; a last batch of one sample joins the one before (batch norm
+        needs two). A student with a fixed batch gets batches of exactly that size, the rest left out."""
         if self.batch:
-            return [order[i : i + self.batch] for i in range(0, n - self.batch + 1, self.batch)]
+            batches = self.run.batches(n, self.batch, seed=self.recipe.seed, epoch=epoch, fixed=True)
+            return [b for b in batches if len(b) == self.batch]
         size = min(self.recipe.batch_size, n)
-        batches = [order[i : i + size] for i in range(0, n, size)]
+        batches = self.run.batches(n, size, seed=self.recipe.seed, epoch=epoch)
         if len(batches) > 1 and len(batches[-1]) < 2:
             batches[-2] = np.concatenate([batches[-2], batches.pop()])
         return batches

@@ -8,12 +8,11 @@ constant learning rate ended between 98.3 % and 98.9 %.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from studio.api import Context, DatasetHandle
+from studio.api import Context, DatasetHandle, TrainingRun
 
 from ._common import Reporter, accuracy, first_output, freeze_batchnorm, to_tensors
 
@@ -31,6 +30,7 @@ class Recipe:
     weight_decay: float
     seed: int
     fixed_batch: bool = False  # the model takes only batch_size samples per run
+    mixed_precision: bool = True  # autocast on a GPU (see studio.api.TrainingRun)
 
 
 def recipe_for(batch: int | None, **settings: Any) -> Recipe:
@@ -49,17 +49,22 @@ def fine_tune(
     report: Reporter,
     *,
     label: str = "fine-tuning",
-) -> list[dict[str, Any]]:
-    """Train in place for ``recipe.epochs``; one row per epoch (loss, accuracies, seconds)."""
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train in place for ``recipe.epochs``: one row per epoch (loss, accuracies, seconds), and
+    where the training ran (device, ranks, precision, peak GPU memory)."""
     import torch
 
-    module.to(ctx.device)
+    feeds = train.feeds()
+    example = to_tensors(
+        {k: v[: recipe.batch_size if recipe.fixed_batch else 2] for k, v in feeds.items()}, ctx.device
+    )
+    run = TrainingRun(module, ctx.device, mixed_precision=recipe.mixed_precision, example=example)
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad],
         lr=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
     )
-    per_epoch = max(1, math.ceil(len(train) / recipe.batch_size))
+    per_epoch = max(1, len(_batches(run, train, recipe, 0)))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=recipe.learning_rate,
@@ -69,7 +74,7 @@ def fine_tune(
     torch.manual_seed(recipe.seed)
     history = []
     for epoch in range(recipe.epochs):
-        row = _epoch(ctx, module, optimizer, schedule, train, recipe, epoch, report, label)
+        row = _epoch(ctx, run, optimizer, schedule, train, recipe, epoch, report, label)
         row["val_accuracy"] = accuracy(ctx, module, validation, _fixed(recipe))
         history.append(row)
         shown = "" if row["val_accuracy"] is None else f", validation accuracy {row['val_accuracy']:.2%}"
@@ -80,38 +85,43 @@ def fine_tune(
             force=True,
         )
     module.eval()
-    return history
+    return history, run.finish()
+
+
+def _batches(run: TrainingRun, train: DatasetHandle, recipe: Recipe, epoch: int) -> list:
+    return run.batches(len(train), recipe.batch_size, seed=recipe.seed, epoch=epoch, fixed=recipe.fixed_batch)
 
 
 def _epoch(
-    ctx, module, optimizer, schedule, train, recipe: Recipe, epoch: int, report, label
+    ctx, run: TrainingRun, optimizer, schedule, train, recipe: Recipe, epoch: int, report, label
 ) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F  # noqa: N812 - the usual name
 
     start = time.perf_counter()
+    module = run.module
     module.train()
     if recipe.fixed_batch and recipe.batch_size == 1:
         freeze_batchnorm(module)
-    per_epoch = max(1, math.ceil(len(train) / recipe.batch_size))
+    feeds, labels = train.feeds(), train.labels
+    batches = _batches(run, train, recipe, epoch)
     loss_sum, correct, seen = 0.0, 0, 0
-    batches = train.batches(recipe.batch_size, shuffle=True, seed=recipe.seed + epoch)
-    for step, (feeds, labels) in enumerate(batches):
-        if _skipped(recipe, len(labels)):
+    for step, idx in enumerate(batches):
+        if _skipped(recipe, len(idx)):
             continue
-        target = torch.from_numpy(labels).long().to(ctx.device)
-        output = first_output(module(*to_tensors(feeds, ctx.device)))
-        loss = F.cross_entropy(output, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        target = torch.from_numpy(labels[idx]).long().to(ctx.device)
+        with run.autocast():
+            output = first_output(run.model(*to_tensors({k: v[idx] for k, v in feeds.items()}, ctx.device)))
+            loss = F.cross_entropy(output.float(), target)
+        run.step(loss, optimizer)
         schedule.step()
-        loss_sum += float(loss.detach()) * len(labels)
+        loss_sum += float(loss.detach()) * len(idx)
         correct += int((output.detach().argmax(dim=1) == target).sum())
-        seen += len(labels)
+        seen += len(idx)
         report(
-            (epoch + (step + 1) / per_epoch) / recipe.epochs, f"{label}: epoch {epoch + 1}/{recipe.epochs}"
+            (epoch + (step + 1) / len(batches)) / recipe.epochs, f"{label}: epoch {epoch + 1}/{recipe.epochs}"
         )
+    loss_sum, correct, seen = run.total(loss_sum, correct, seen)  # the whole batch, over every rank
     return {
         "epoch": epoch + 1,
         "loss": loss_sum / max(seen, 1),

@@ -44,6 +44,7 @@ class StructuredPruning(Technique):
     accepts = ("torch",)
     produces = "torch"
     dataset = "optional"
+    trains = True
 
     class Params(BaseParams):
         ratio: float = Field(
@@ -105,6 +106,11 @@ class StructuredPruning(Technique):
             1e-4, ge=0.0, le=1.0, description="AdamW weight decay during fine-tuning."
         )
         seed: int = Field(0, ge=0, description="Seed for shuffling and for random importance.")
+        mixed_precision: bool = Field(
+            True,
+            description="On a GPU, fine-tune in bf16 (fp16 with loss scaling where the GPU lacks bf16); "
+            "the CPU always trains in fp32.",
+        )
 
     # -- refusals --------------------------------------------------------------------------------
 
@@ -294,9 +300,13 @@ class _Run:
             batch_size=self.params.batch_size,
             weight_decay=self.params.weight_decay,
             seed=self.params.seed,
+            mixed_precision=self.params.mixed_precision,
         )
         report = common.Reporter(self.ctx, *span)
-        return fine_tune(self.ctx, module, recipe, self.train, self.validation, report, label=label)
+        history, self.details["training"] = fine_tune(
+            self.ctx, module, recipe, self.train, self.validation, report, label=label
+        )
+        return history
 
     # -- describing ------------------------------------------------------------------------------
 

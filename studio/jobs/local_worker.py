@@ -103,17 +103,17 @@ class WorkerProcess:
                 connection.close()
 
 
-def exit_reason(code: int | None) -> str:
-    """How a worker process ended, in words: "worker killed by SIGKILL", "worker exited with code 3"."""
+def exit_reason(code: int | None, who: str = "worker") -> str:
+    """How a process ended, in words: "worker killed by SIGKILL", "rank 1 on cpu exited with code 3"."""
     if code is None:
-        return "worker stopped responding"
+        return f"{who} stopped responding"
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"worker killed by {name}{_SIGNAL_HINTS.get(name, '')}"
-    return f"worker exited with code {code}"
+        return f"{who} killed by {name}{_SIGNAL_HINTS.get(name, '')}"
+    return f"{who} exited with code {code}"
 
 
 def stop_processes(processes: list, timeout: float) -> None:

@@ -70,6 +70,16 @@ def job_log(path: str | Path, *, descriptors: bool = True) -> Iterator[None]:
             _restore_descriptors(saved)
 
 
+def log_to_stderr(who: str, level: int = logging.INFO) -> None:
+    """Logging of a process the job started, whose stderr is the job's log: the log's own format,
+    each line tagged with ``who``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JobFormatter(who))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 def append_line(path: str | Path, text: str) -> None:
     """Add one timestamped line to a job's log from outside the job (the pool stopping its worker)."""
     with contextlib.suppress(OSError), open(path, "a", encoding="utf-8", errors="replace") as stream:
@@ -135,11 +145,15 @@ class StampedLines(io.TextIOBase):
 
 
 class _JobFormatter(logging.Formatter):
-    """The job's own lines as "time text"; every other logger's as "time LEVEL name: text"."""
+    """The job's own lines as "time text"; every other logger's as "time LEVEL name: text".
 
-    def __init__(self) -> None:
-        super().__init__(LOG_FORMAT, TIME_FORMAT)
-        self._plain = logging.Formatter("%(asctime)s %(message)s", TIME_FORMAT)
+    ``who`` goes after the time ("rank 1"), for a job whose several processes write one log.
+    """
+
+    def __init__(self, who: str = "") -> None:
+        tag = f"{who} " if who else ""
+        super().__init__(LOG_FORMAT.replace("%(asctime)s ", f"%(asctime)s {tag}", 1), TIME_FORMAT)
+        self._plain = logging.Formatter(f"%(asctime)s {tag}%(message)s", TIME_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
         if record.name == JOB_LOGGER and record.levelno < logging.WARNING:

@@ -20,6 +20,10 @@ def technique_step(progress: Progress, cancel_requested: CancelRequested, job: d
     """One technique step (``studio.jobs.worker.TechniqueJob`` as JSON)."""
     from studio.jobs.worker import TechniqueJob, execute
 
+    if len(job.get("ranks") or []) > 1:  # data-parallel: a process per rank, watched from here
+        from studio.jobs.ranks import run_ranks
+
+        return run_ranks(TechniqueJob.model_validate(job), progress, cancel_requested)
     step = TechniqueJob.model_validate({**job, "device": local_device(job.get("device", "cpu"))})
     return execute(step, progress=progress, cancel_requested=cancel_requested)
 

@@ -35,6 +35,9 @@ class TechniqueJob(BaseModel):
     output_dir: str
     versions: dict[str, ModelRef] = {}  # "v3", "3" and names → files, for steps that name another version
     fidelity_floor: float | None = None  # the user's: a result below it is refused, not kept with a warning
+    # Data-parallel ranks of a training step, one device each ("cpu", "cuda:1"; a GPU may be named
+    # twice): a process per rank (studio.jobs.ranks). Empty: the step runs in the worker itself.
+    ranks: list[str] = []
 
 
 def execute(
@@ -42,8 +45,12 @@ def execute(
     *,
     progress: Callable[[float, str], None] | None = None,
     cancel_requested: Callable[[], bool] | None = None,
+    check_result: bool = True,
 ) -> dict:
-    """Run the step in this process; return the output and the technique's report as plain data."""
+    """Run the step in this process; return the output and the technique's report as plain data.
+
+    ``check_result`` False skips the result gate: a data-parallel rank whose output is thrown away.
+    """
     from studio.core.techniques import run_local
 
     def resolve(ref: str):
@@ -70,6 +77,8 @@ def execute(
         cancel_requested=cancel_requested,
         resolve=resolve,
     )
+    if not check_result:
+        return {"main": str(result.output.main), "kind": result.output.kind}
     _log_output_files(Path(job.output_dir))
     if progress is not None:
         progress(1.0, "checking the result against its parent on held-out samples")

@@ -59,11 +59,15 @@ class PoolSettings:
 
 
 def settings_for_device(executor: str, device: str, *, cpu_workers: int = 1) -> PoolSettings:
-    """The workers a command needs for jobs on ``device``: that GPU's worker, when it names one,
-    beside ``cpu_workers`` CPU workers for the measurements (which run on the CPU)."""
+    """The workers a command needs for jobs on ``device``: that GPU's worker when it names one, every
+    GPU's for "auto", beside ``cpu_workers`` CPU workers for the measurements (which run on the CPU)."""
     parse_executor(executor)  # a typo is refused before any process starts
     if _CUDA_INDEX.fullmatch(device):
         gpus: tuple[str, ...] = (device,)
+    elif device == "auto":  # a step that trains goes to whichever GPU is free
+        from studio.core.hardware import cuda_devices
+
+        gpus = tuple(f"cuda:{d['index']}" for d in cuda_devices())
     elif device == "cuda":
         from studio.core.hardware import cuda_devices
 

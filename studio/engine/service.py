@@ -16,7 +16,7 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from studio.core.data import DatasetSpec
 from studio.core.models import code_bearing_files, untrusted_error
 from studio.core.trust import is_model_trusted
 from studio.engine.executors import PoolSettings, settings_for_device
+from studio.engine.placement import AUTO, Placement, place_step
 from studio.engine.steps import (
     AUTO_MEASURE,
     PlannedStep,
@@ -70,11 +71,13 @@ class _Step:
     dataset: DatasetSpec | None
     output_dir: Path
     name: str | None
-    device: str
+    device: str  # as asked: "auto" is placed again for every step of a recipe
+    ranks: tuple[str, ...]  # data-parallel ranks asked for
     threads: int | None
     measure: BenchmarkSettings | None
     then: tuple[PlannedStep, ...]
     watched: bool  # someone waits on this chain and will collect what it led to
+    placed: Placement = Placement("cpu")  # where it went, said in its notes
 
 
 @dataclass
@@ -124,7 +127,7 @@ class Engine:
         cls,
         project: Project,
         *,
-        device: str = "cpu",
+        device: str = AUTO,
         executor: str = "local",
         cpu_workers: int = 1,
         min_fidelity: float | None = None,
@@ -187,15 +190,21 @@ class Engine:
         params: dict[str, Any] | None = None,
         *,
         dataset: str | DatasetSpec | None = None,
-        device: str = "cpu",
+        device: str = AUTO,
+        ranks: Sequence[str] = (),
         threads: int | None = None,
         name: str | None = None,
         measure: BenchmarkSettings | None = AUTO_MEASURE,
     ) -> int:
-        """Queue one technique step; refused at once (StudioError) when it could never run."""
+        """Queue one technique step; refused at once (StudioError) when it could never run.
+
+        ``device`` "auto" puts a step that trains on a GPU when there is one, and every other on
+        the CPU (studio.engine.placement); ``ranks`` runs a training step as data-parallel ranks.
+        """
         return self._submit_step(
-            version, technique, params, as_dataset(dataset), device, threads, name, measure, (), False
-        )
+            version, technique, params, as_dataset(dataset), (device, tuple(ranks)), threads, name, measure,
+            (), False,
+        )  # fmt: skip
 
     def submit_recipe(
         self,
@@ -203,13 +212,14 @@ class Engine:
         recipe: Any,
         *,
         data: str | None = None,
-        device: str = "cpu",
+        device: str = AUTO,
+        ranks: Sequence[str] = (),
         threads: int | None = None,
     ) -> int:
         """Queue a recipe's first step; each later step is queued when the one before succeeds."""
         first, *rest = plan_recipe(recipe, data)
         return self._submit_step(
-            version, first.technique, first.params, first.dataset, device, threads, first.name,
+            version, first.technique, first.params, first.dataset, (device, tuple(ranks)), threads, first.name,
             AUTO_MEASURE, tuple(rest), False,
         )  # fmt: skip
 
@@ -247,7 +257,8 @@ class Engine:
         params: dict[str, Any] | None = None,
         *,
         dataset: str | DatasetSpec | None = None,
-        device: str = "cpu",
+        device: str = AUTO,
+        ranks: Sequence[str] = (),
         threads: int | None = None,
         name: str | None = None,
         measure: BenchmarkSettings | None = AUTO_MEASURE,
@@ -256,7 +267,9 @@ class Engine:
     ) -> StepOutcome:
         """Run one step and the measurements that follow it; the outcome once all have ended."""
         spec = as_dataset(dataset)
-        job_id = self._submit_step(version, technique, params, spec, device, threads, name, measure, (), True)
+        job_id = self._submit_step(
+            version, technique, params, spec, (device, tuple(ranks)), threads, name, measure, (), True
+        )
         outcome, _ = self._outcome(job_id, version, measure, spec, on_progress, should_cancel)
         return outcome
 
@@ -266,7 +279,8 @@ class Engine:
         version: ModelVersion,
         *,
         data: str | None = None,
-        device: str = "cpu",
+        device: str = AUTO,
+        ranks: Sequence[str] = (),
         threads: int | None = None,
         on_progress: Progress | None = None,
         should_cancel: CancelWanted | None = None,
@@ -275,7 +289,7 @@ class Engine:
         planned = plan_recipe(recipe, data)
         first, *rest = planned
         job_id: int | None = self._submit_step(
-            version, first.technique, first.params, first.dataset, device, threads, first.name,
+            version, first.technique, first.params, first.dataset, (device, tuple(ranks)), threads, first.name,
             AUTO_MEASURE, tuple(rest), True,
         )  # fmt: skip
         total = len(planned)
@@ -394,14 +408,19 @@ class Engine:
         technique: str,
         params: dict[str, Any] | None,
         dataset: DatasetSpec | None,
-        device: str,
+        where: tuple[str, tuple[str, ...]],
         threads: int | None,
         name: str | None,
         measure: BenchmarkSettings | None,
         then: tuple[PlannedStep, ...],
         watched: bool,
     ) -> int:
+        """``where``: the device and ranks asked for, placed here for this step's technique."""
+        from studio.core.techniques import get_technique
+
         prepared = prepare_step(version, technique, params or {}, dataset)
+        device, ranks = where
+        placed = place_step(get_technique(prepared.technique), device, ranks)
         self._check_trusted(version)
         out = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}job-", dir=self._project.artifacts_dir))
         step = _Step(
@@ -412,16 +431,19 @@ class Engine:
             out,
             name,
             device,
+            ranks,
             threads,
             measure,
             then,
             watched,
+            placed,
         )
         job = technique_job(
             self._project,
             prepared,
             output_dir=out,
-            device=device,
+            device=placed.device,
+            ranks=placed.ranks,
             threads=threads,
             fidelity_floor=self.min_fidelity,
         )
@@ -439,6 +461,9 @@ class Engine:
         try:
             if result is None:
                 return
+            said = step.placed.sentence((result.get("details") or {}).get("training"))
+            if said:
+                result = {**result, "notes": [*(result.get("notes") or []), said]}
             new = record_step_output(
                 self._project, step.version, step.technique, step.params, record.id, result, name=step.name
             )
@@ -473,7 +498,8 @@ class Engine:
         following, *rest = step.then
         try:
             job_id = self._submit_step(
-                new, following.technique, following.params, following.dataset, step.device, step.threads,
+                new, following.technique, following.params, following.dataset, (step.device, step.ranks),
+                step.threads,
                 following.name, step.measure, tuple(rest), step.watched,
             )  # fmt: skip
         except StudioError as error:  # this step's version is kept; the recipe stops here

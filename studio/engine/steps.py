@@ -161,6 +161,7 @@ def technique_job(
     *,
     output_dir: Path,
     device: str = "cpu",
+    ranks: tuple[str, ...] = (),
     threads: int | None = None,
     fidelity_floor: float | None = None,
 ) -> TechniqueJob:
@@ -180,6 +181,7 @@ def technique_job(
         model=model_ref(project.model_files(step.version), step.version),
         dataset=step.dataset,
         device=device,
+        ranks=list(ranks),
         threads=threads,
         output_dir=str(output_dir),
         versions=refs,

@@ -54,6 +54,7 @@ class WorkerProcess:
         events_writer.close()
         self.ready = False
         self.events_open = True
+        self.held_for: int | None = None  # a job whose rank trains on this GPU, run by another worker
         self.start_job(None)
 
     def start_job(self, task: Task | None) -> None:

@@ -121,7 +121,7 @@ class LocalPool:
     def workers(self) -> list[WorkerInfo]:
         with self._lock:
             return [
-                WorkerInfo(w.device, w.process.pid, w.ready, w.task.job_id if w.task else None)
+                WorkerInfo(w.device, w.process.pid, w.ready, w.task.job_id if w.task else w.held_for)
                 for w in self._workers
             ]
 
@@ -252,6 +252,9 @@ class LocalPool:
         else:
             event = JobEvent("cancelled", job_id, device=w.device)
         w.start_job(None)
+        for held in self._workers:  # the GPUs its other ranks trained on are free again
+            if held.held_for == job_id:
+                held.held_for = None
         self.events.put(event)
 
     def _replace(self, w: WorkerProcess) -> None:
@@ -276,7 +279,9 @@ class LocalPool:
             self._changed.notify_all()
             self._fail_unrunnable()
             return
-        self._workers[self._workers.index(w)] = WorkerProcess(self._ctx, w.device, failed_starts)
+        fresh = WorkerProcess(self._ctx, w.device, failed_starts)
+        fresh.held_for = w.held_for  # a rank may still be training on that GPU
+        self._workers[self._workers.index(w)] = fresh
         log.info("worker for %s replaced (pid %s ended)", w.device, pid)
 
     def _fail_unrunnable(self) -> None:
@@ -306,7 +311,8 @@ class LocalPool:
     def _dispatch(self) -> None:
         for task in list(self._pending):
             w = self._free_worker(task.spec.device)
-            if w is None:
+            held = self._held_workers(task.spec.holds)
+            if w is None or held is None:
                 continue
             w.cancel.clear()  # only here, before the task is sent, so that no cancel is lost
             w.start_job(task)
@@ -316,12 +322,30 @@ class LocalPool:
                 w.start_job(None)
                 continue
             self._pending.remove(task)
+            for h in held:
+                h.held_for = task.job_id
+
+    def _held_workers(self, devices: tuple[str, ...]) -> list[WorkerProcess] | None:
+        """The workers of the GPUs a job's other ranks need, all free; None while one is busy.
+        A GPU this pool has no worker for is nobody else's here, and needs no holding."""
+        held = []
+        for device in devices:
+            workers = [w for w in self._workers if w.device == device and not w.broken]
+            free = [w for w in workers if w.task is None and w.held_for is None]
+            if workers and not free:
+                return None
+            held.extend(free[:1])
+        return held
 
     def _free_worker(self, device: str | None) -> WorkerProcess | None:
         free = [
             w
             for w in self._workers
-            if w.task is None and not w.broken and _can_run(w.device, device) and w.process.is_alive()
+            if w.task is None
+            and w.held_for is None
+            and not w.broken
+            and _can_run(w.device, device)
+            and w.process.is_alive()
         ]
         free.sort(key=lambda w: (w.device != "cpu", not w.ready))  # keep GPUs for jobs that need them
         return free[0] if free else None

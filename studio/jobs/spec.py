@@ -29,6 +29,8 @@ class JobSpec:
     ``device`` pins the job to that device's worker ("cpu", "cuda:1"), "cuda" to any GPU worker;
     None lets any worker take it.
     ``output_dir`` names the folder the job writes into, so that a remote worker can send it back.
+    ``holds`` names the other GPUs the job's data-parallel ranks train on: their workers take no
+    other job while it runs.
     """
 
     kind: str
@@ -41,12 +43,16 @@ class JobSpec:
     input_version_id: int | None = None
     dataset_id: int | None = None
     output_dir: str | None = None
+    holds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _TARGET.fullmatch(self.target):
             raise ValueError(f"a job target is 'package.module:function', not {self.target!r}")
         if self.device is not None and not _DEVICE.fullmatch(self.device):
             raise ValueError(f"a job device is 'cpu', 'cuda' or 'cuda:N', not {self.device!r}")
+        for held in self.holds:
+            if not _DEVICE.fullmatch(held) or ":" not in held:
+                raise ValueError(f"a job holds GPUs as 'cuda:N', not {held!r}")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"a job timeout must be positive, not {self.timeout_s!r}")
         try:
@@ -74,6 +80,7 @@ def technique_spec(
         input_version_id=input_version_id,
         dataset_id=dataset_id,
         output_dir=job.output_dir,
+        holds=tuple(sorted({d for d in job.ranks if d.startswith("cuda:")} - {job.device})),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -165,3 +166,18 @@ def test_close_stops_every_worker(make_pool, tmp_path) -> None:
             os.kill(pid, 0)
     with pytest.raises(StudioError, match="closed"):
         pool.submit(2, spec("echo"), tmp_path / "2.log")
+
+
+def test_a_job_whose_ranks_train_on_other_gpus_holds_their_workers_until_it_ends(
+    pool_events, tmp_path
+) -> None:
+    pool, log = pool_events(devices=["cuda:0", "cuda:1"], cpu_workers=0)
+    ranked = spec("sleep", device="cuda:0", seconds=60, steps=600)
+    pool.submit(1, dataclasses.replace(ranked, holds=("cuda:1",)), tmp_path / "1.log")
+    log.wait_event(1, "started")
+    pool.submit(2, spec("echo", device="cuda"), tmp_path / "2.log")  # any GPU: both are taken
+    assert {w.device: w.job_id for w in pool.workers()} == {"cuda:0": 1, "cuda:1": 1}
+    assert not any(e.job_id == 2 for e in log.events)
+    pool.cancel(1)
+    assert log.wait_final(2).kind == "succeeded"
+    assert all(w.job_id is None for w in pool.workers())

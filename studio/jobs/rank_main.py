@@ -62,7 +62,7 @@ def _run(orders: dict, rank: int, say, stop: threading.Event) -> dict:
 
     from studio.jobs.worker import TechniqueJob, execute
 
-    torch.set_num_threads(int(orders["threads"]))
+    torch.set_num_threads(int(orders["job"]["threads"]))
     device = orders["job"]["device"]
     if device.startswith("cuda"):
         torch.cuda.set_device(device)

@@ -107,12 +107,12 @@ def _start(job: TechniqueJob, index: int, device: str, backend: str, port: int, 
             "device": "cuda:0" if device.startswith("cuda") else "cpu",  # its only visible GPU
             "ranks": [],
             "output_dir": output_dir,
+            "threads": _threads_per_rank(job, device),  # the technique's own thread setting too
         },
         "rank": index,
         "world": len(job.ranks),
         "backend": backend,
         "port": port,
-        "threads": job.threads or max(1, (os.cpu_count() or 1) // len(job.ranks)),
     }
     try:
         process = subprocess.Popen(
@@ -127,6 +127,14 @@ def _start(job: TechniqueJob, index: int, device: str, backend: str, port: int, 
     process.stdin.write(json.dumps(spec) + "\n")
     process.stdin.flush()
     return _Rank(index, device, process, os.fdopen(read_fd, "r", encoding="utf-8"))
+
+
+def _threads_per_rank(job: TechniqueJob, device: str) -> int:
+    """The step's CPU threads shared out among the ranks on the CPU (more than the cores only slows
+    every rank down); a rank on a GPU keeps the step's count."""
+    threads = job.threads or os.cpu_count() or 1
+    on_cpu = sum(1 for d in job.ranks if not d.startswith("cuda"))
+    return threads if device.startswith("cuda") else max(1, threads // max(on_cpu, 1))
 
 
 def _watch(ranks: list[_Rank], progress, cancel_requested) -> dict:

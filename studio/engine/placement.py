@@ -62,9 +62,15 @@ def place_step(
     ranks: Sequence[str] = (),
     *,
     gpus: Sequence[dict] | None = None,
+    in_recipe: bool = False,
 ) -> Placement:
-    """The placement of one step of ``technique``; ``gpus`` as ``hardware.cuda_devices()`` lists them."""
+    """The placement of one step of ``technique``; ``gpus`` as ``hardware.cuda_devices()`` lists them.
+
+    Ranks asked for a recipe apply to its steps that train; its other steps run on the CPU.
+    """
     ranks = tuple(ranks)
+    if len(ranks) > 1 and in_recipe and not technique.trains:
+        return Placement("cpu")
     if len(ranks) > 1:
         if not technique.trains:
             raise StudioError(

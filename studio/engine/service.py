@@ -202,7 +202,7 @@ class Engine:
         the CPU (studio.engine.placement); ``ranks`` runs a training step as data-parallel ranks.
         """
         return self._submit_step(
-            version, technique, params, as_dataset(dataset), (device, tuple(ranks)), threads, name, measure,
+            version, technique, params, as_dataset(dataset), (device, tuple(ranks), False), threads, name, measure,
             (), False,
         )  # fmt: skip
 
@@ -219,7 +219,7 @@ class Engine:
         """Queue a recipe's first step; each later step is queued when the one before succeeds."""
         first, *rest = plan_recipe(recipe, data)
         return self._submit_step(
-            version, first.technique, first.params, first.dataset, (device, tuple(ranks)), threads, first.name,
+            version, first.technique, first.params, first.dataset, (device, tuple(ranks), True), threads, first.name,
             AUTO_MEASURE, tuple(rest), False,
         )  # fmt: skip
 
@@ -268,7 +268,7 @@ class Engine:
         """Run one step and the measurements that follow it; the outcome once all have ended."""
         spec = as_dataset(dataset)
         job_id = self._submit_step(
-            version, technique, params, spec, (device, tuple(ranks)), threads, name, measure, (), True
+            version, technique, params, spec, (device, tuple(ranks), False), threads, name, measure, (), True
         )
         outcome, _ = self._outcome(job_id, version, measure, spec, on_progress, should_cancel)
         return outcome
@@ -289,7 +289,7 @@ class Engine:
         planned = plan_recipe(recipe, data)
         first, *rest = planned
         job_id: int | None = self._submit_step(
-            version, first.technique, first.params, first.dataset, (device, tuple(ranks)), threads, first.name,
+            version, first.technique, first.params, first.dataset, (device, tuple(ranks), True), threads, first.name,
             AUTO_MEASURE, tuple(rest), True,
         )  # fmt: skip
         total = len(planned)
@@ -408,19 +408,20 @@ class Engine:
         technique: str,
         params: dict[str, Any] | None,
         dataset: DatasetSpec | None,
-        where: tuple[str, tuple[str, ...]],
+        where: tuple[str, tuple[str, ...], bool],
         threads: int | None,
         name: str | None,
         measure: BenchmarkSettings | None,
         then: tuple[PlannedStep, ...],
         watched: bool,
     ) -> int:
-        """``where``: the device and ranks asked for, placed here for this step's technique."""
+        """``where``: the device and ranks asked for, and whether the step is one of a recipe's,
+        placed here for this step's technique."""
         from studio.core.techniques import get_technique
 
         prepared = prepare_step(version, technique, params or {}, dataset)
-        device, ranks = where
-        placed = place_step(get_technique(prepared.technique), device, ranks)
+        device, ranks, in_recipe = where
+        placed = place_step(get_technique(prepared.technique), device, ranks, in_recipe=in_recipe)
         self._check_trusted(version)
         out = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}job-", dir=self._project.artifacts_dir))
         step = _Step(
@@ -498,7 +499,7 @@ class Engine:
         following, *rest = step.then
         try:
             job_id = self._submit_step(
-                new, following.technique, following.params, following.dataset, (step.device, step.ranks),
+                new, following.technique, following.params, following.dataset, (step.device, step.ranks, True),
                 step.threads,
                 following.name, step.measure, tuple(rest), step.watched,
             )  # fmt: skip

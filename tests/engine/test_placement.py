@@ -76,3 +76,13 @@ def test_the_ranks_a_user_asks_for() -> None:
             rank_devices("auto", gpus="all")
     with pytest.raises(StudioError, match="--gpus takes GPU numbers such as 0,1"):
         rank_devices("auto", gpus="first")
+
+
+def test_ranks_asked_for_a_recipe_apply_to_its_steps_that_train() -> None:
+    assert place_step(get_technique("quantize.static"), "auto", ("cpu", "cpu"), in_recipe=True) == Placement(
+        "cpu"
+    )
+    assert place_step(get_technique("distill"), "auto", ("cpu", "cpu"), in_recipe=True).ranks == (
+        "cpu",
+        "cpu",
+    )

@@ -18,7 +18,7 @@ from studio.ui.background import TaskFailed
 from studio.ui.controller import ProjectController
 from studio.ui.models.figures import VersionFigures
 from studio.ui.opening import Opener
-from studio.ui.pool import detected_devices, pool_settings
+from studio.ui.pool import detected_devices, placement_request, pool_settings
 from studio.ui.settings import StudioSettings
 from studio.ui.theme import apply_theme
 from studio.ui.widgets.errors import show_error, show_info
@@ -48,7 +48,7 @@ class MainWindow(QMainWindow):
         self.opener = Opener(self, self.controller, self.settings)
         self._follow_next_job = False
         self._closed = False
-        self.devices = ["cpu"]
+        self.gpus: list[dict] = []  # as hardware.cuda_devices() lists them, once found
         self._connect()
         self._restore_layout()
         self._show_welcome()
@@ -170,12 +170,13 @@ class MainWindow(QMainWindow):
         if not found:
             self.statusBar().showMessage(f"{name} is not drawn as a node in the graph", 4000)
 
-    def _on_devices(self, found: tuple[list[str], str]) -> None:
-        devices, cpu = found
-        self.devices = devices
-        self.parts.devices_label.setToolTip(cpu)
-        self.parts.devices_label.setText("Devices: " + ", ".join(devices))
-        self.parts.optimize.set_devices(devices, self.settings.default_device)
+    def _on_devices(self, found: tuple[list[dict], str]) -> None:
+        gpus, cpu = found
+        self.gpus = gpus
+        label = self.parts.devices_label
+        label.setToolTip("\n".join([cpu, *(f"cuda:{gpu['index']} {gpu['name']}" for gpu in gpus)]))
+        label.setText("Devices: " + ", ".join(["cpu", *(f"cuda:{gpu['index']}" for gpu in gpus)]))
+        self.parts.optimize.set_devices(gpus, self.settings.default_device)
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -197,9 +198,10 @@ class MainWindow(QMainWindow):
         if self.current_version is None:
             return
         self._follow_next_job = True
+        device, ranks = placement_request(device, self.gpus)
         self.controller.submit_optimize(
             self.current_version, technique, params,
-            dataset=dataset or None, device=device, threads=threads or None, name=name or None,
+            dataset=dataset or None, device=device, ranks=ranks, threads=threads or None, name=name or None,
         )  # fmt: skip
         self.statusBar().showMessage(f"Queuing {technique} on v{self.current_version}…", 3000)
 
@@ -208,11 +210,9 @@ class MainWindow(QMainWindow):
             return
         o = self.parts.optimize
         self._follow_next_job = True
+        device, ranks = placement_request(o.device_choice(), self.gpus)
         self.controller.submit_recipe(
-            self.current_version,
-            steps,
-            dataset=o.dataset.source() or None,
-            device=o.device.currentText() or "cpu",
+            self.current_version, steps, dataset=o.dataset.source() or None, device=device, ranks=ranks
         )
 
     def _edit_recipe_step(self, technique: str, params: dict) -> None:
@@ -280,7 +280,7 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from studio.ui.widgets.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.settings, self.devices, self)
+        dialog = SettingsDialog(self.settings, self.gpus, self)
         dialog.accepted.connect(self._settings_changed)
         dialog.open()
 

@@ -58,11 +58,14 @@ class StudioSettings:
 
     @property
     def default_device(self) -> str:
-        return self._get("jobs/default_device", "cpu")
+        """The device picker's first choice: "auto" (a training step on a GPU when there is one),
+        "cpu", "cuda:N" or "all-gpus"; anything else reads as "auto"."""
+        value = self._get("jobs/default_device", "auto")
+        return value if _is_device_choice(value) else "auto"
 
     @default_device.setter
     def default_device(self, value: str) -> None:
-        self._q.setValue("jobs/default_device", value)
+        self._q.setValue("jobs/default_device", value if _is_device_choice(value) else "auto")
 
     @property
     def threads(self) -> int:
@@ -133,6 +136,11 @@ class StudioSettings:
     def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
         self._q.setValue("window/geometry", geometry)
         self._q.setValue("window/state", state)
+
+
+def _is_device_choice(value: str) -> bool:
+    index = value.removeprefix("cuda:")
+    return value in ("auto", "cpu", "all-gpus") or (value.startswith("cuda:") and index.isdigit())
 
 
 def _bundle_key(bundle: Path) -> str:

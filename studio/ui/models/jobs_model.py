@@ -199,8 +199,8 @@ def _cell(row: JobRow, column: int) -> str:
         return row.title
     if name == "State":
         return row.state
-    if name == "Device":
-        return row.device or "any"
+    if name == "Device":  # the worker's device once one takes the job; "cuda" waits for any free GPU
+        return {None: "any", "": "any", "cuda": "any GPU"}.get(row.device, row.device)
     if name == "Progress":
         return f"{100 * row.progress:.0f} %"
     if name == "ETA":

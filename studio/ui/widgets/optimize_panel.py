@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QSize, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -16,17 +16,52 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
 
+from studio.ui.pool import ALL_GPUS, AUTO, device_choices
 from studio.ui.widgets.technique_form import TechniqueForm, model_defaults
 
 _BROWSE_FILE = "__browse_file__"
 _BROWSE_FOLDER = "__browse_folder__"
 
 
-class DatasetPicker(QComboBox):
+class ElidedComboBox(QComboBox):
+    """A picker that may be narrower than its longest item: the closed picker ends its text with
+    "…" instead of cutting it at the arrow, and shows all of it as a tooltip; the open list is as
+    wide as its longest item."""
+
+    def __init__(self, parent: QWidget | None = None, min_chars: int = 16) -> None:
+        super().__init__(parent)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(min_chars)
+        self.currentIndexChanged.connect(lambda _index: self.setToolTip(self.currentText()))
+        self.model().rowsInserted.connect(lambda *_: self._fit_list())
+
+    def _fit_list(self) -> None:
+        metrics = self.fontMetrics()
+        widest = max((metrics.horizontalAdvance(self.itemText(i)) for i in range(self.count())), default=0)
+        self.view().setMinimumWidth(widest + 4 * metrics.averageCharWidth())
+
+    def paintEvent(self, event) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        option.currentText = self.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideRight, field.width()
+        )
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
+class DatasetPicker(ElidedComboBox):
     """No dataset, the shipped digits sample, the project's datasets, or a file or folder."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -83,8 +118,68 @@ class DatasetPicker(QComboBox):
             self.setCurrentIndex(self._last)
 
 
+class DevicePicker(ElidedComboBox):
+    """Automatic, the CPU, each GPU, and all GPUs as data-parallel ranks; ``value()`` is the chosen
+    item's data ("auto", "cpu", "cuda:N" or "all-gpus"), never its text.
+
+    The all-GPUs item is disabled for a technique that does not train; when it was chosen, the
+    picker shows automatic meanwhile and comes back to it for a technique that trains.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("devicePicker")
+        self._wanted = AUTO  # what the user chose, even while it cannot be used
+        self._ranks_allowed = True
+        self.currentIndexChanged.connect(self._on_index)
+        self.set_gpus([])
+
+    def set_gpus(self, gpus: Sequence[dict], default: str | None = None) -> None:
+        """``gpus`` as ``hardware.cuda_devices()`` lists them; ``default`` is chosen when listed."""
+        wanted = default or self._wanted
+        self.blockSignals(True)
+        self.clear()
+        for label, value in device_choices(gpus):
+            self.addItem(label, value)
+            self.setItemData(self.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
+        self.blockSignals(False)
+        self._wanted = wanted
+        self.allow_ranks(self._ranks_allowed)
+
+    def value(self) -> str:
+        return self.currentData() or AUTO
+
+    def set_value(self, value: str) -> None:
+        """Choose ``value``; automatic while it is not listed or cannot be used."""
+        self._wanted = value
+        self._show_wanted()
+
+    def allow_ranks(self, allowed: bool) -> None:
+        """Enable the all-GPUs item (when there is one) only for a technique that trains."""
+        self._ranks_allowed = allowed
+        index = self.findData(ALL_GPUS)
+        if index >= 0:
+            item = self.model().item(index)
+            item.setEnabled(allowed)
+            item.setToolTip(item.text() if allowed else "Only training steps run as data-parallel ranks.")
+        self._show_wanted()
+
+    def _show_wanted(self) -> None:
+        index = self.findData(self._wanted)
+        if index < 0 or not self.model().item(index).isEnabled():
+            index = self.findData(AUTO)
+        wanted = self._wanted
+        self.setCurrentIndex(index)
+        self._wanted = wanted  # a stand-in for a choice set aside does not replace it
+        self.setToolTip(self.currentText())
+
+    def _on_index(self, _index: int) -> None:
+        self._wanted = self.value()
+
+
 class OptimizePanel(QWidget):
-    """Emits ``run_requested(technique, params, dataset, device, threads, name)``."""
+    """Emits ``run_requested(technique, params, dataset, device, threads, name)``; ``device`` is
+    "auto", "cpu", "cuda:N" or "all-gpus" (studio.ui.pool.placement_request reads it)."""
 
     run_requested = Signal(str, dict, str, str, int, str)
     add_to_recipe = Signal(str, dict)
@@ -98,16 +193,19 @@ class OptimizePanel(QWidget):
         self._target_label: str | None = None
         self.target = QLabel("Select a version in the lineage tree.")
         self.target.setWordWrap(True)
-        self.technique = QComboBox()
+        self.technique = ElidedComboBox()
         self.technique.setObjectName("techniquePicker")
         self.technique.currentIndexChanged.connect(self._on_technique)
         self.help = QLabel()
         self.help.setWordWrap(True)
         self.form = TechniqueForm()
         self.dataset = DatasetPicker()
-        self.device = QComboBox()
-        self.device.setObjectName("devicePicker")
-        self.device.addItem("cpu")
+        self.device = DevicePicker()
+        self.device.currentIndexChanged.connect(lambda _index: self._update_device_hint())
+        self.device_hint = QLabel("This step runs on the CPU: only training steps use the GPU.")
+        self.device_hint.setObjectName("deviceHint")
+        self.device_hint.setWordWrap(True)
+        self.device_hint.setVisible(False)
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText("automatic")
@@ -125,15 +223,19 @@ class OptimizePanel(QWidget):
         self._build_layout()
 
     def _build_layout(self) -> None:
+        about = QWidget()  # the help scrolls with the form: a short window keeps the settings below
+        about_layout = QVBoxLayout(about)
+        about_layout.addWidget(self.help)
+        about_layout.addWidget(self.form, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setWidget(self.form)
+        scroll.setWidget(about)
         common = QFormLayout()
         common.addRow("Technique", self.technique)
-        common.addRow(self.help)
         settings = QFormLayout()
         settings.addRow("Dataset", self.dataset)
         settings.addRow("Device", self.device)
+        settings.addRow(self.device_hint)
         settings.addRow("Threads", self.threads)
         settings.addRow("New version name", self.name)
         buttons = QHBoxLayout()
@@ -183,10 +285,21 @@ class OptimizePanel(QWidget):
         if needs and not self.dataset.source() and self.dataset.known:
             self.dataset.set_source(self.dataset.known[0])  # the project's own data, not a guess
 
-    def set_devices(self, devices: Sequence[str], default: str = "cpu") -> None:
-        self.device.clear()
-        self.device.addItems(list(devices))
-        self.device.setCurrentIndex(max(0, self.device.findText(default)))
+    def set_devices(self, gpus: Sequence[dict], default: str = AUTO) -> None:
+        """``gpus`` as ``hardware.cuda_devices()`` lists them; ``default`` is the preferred choice."""
+        self.device.set_gpus(gpus, default)
+        self._update_device_hint()
+
+    def device_choice(self) -> str:
+        return self.device.value()
+
+    def _trains(self) -> bool:
+        entry = self._entries.get(self.technique.currentData())
+        return entry is not None and entry.technique is not None and bool(entry.technique.trains)
+
+    def _update_device_hint(self) -> None:
+        gpu = self.device.value().startswith("cuda")
+        self.device_hint.setVisible(gpu and not self._trains())
 
     def set_target(self, label: str | None) -> None:
         self._target_label = label
@@ -195,6 +308,8 @@ class OptimizePanel(QWidget):
 
     def _on_technique(self, *_args) -> None:
         entry = self._entries.get(self.technique.currentData())
+        self.device.allow_ranks(self._trains())
+        self._update_device_hint()
         if entry is None or entry.technique is None:
             self.form.set_schema({})
             self.help.setText("")
@@ -210,7 +325,7 @@ class OptimizePanel(QWidget):
             self.technique.currentData() or "",
             self.form.values(),
             self.dataset.source(),
-            self.device.currentText() or "cpu",
+            self.device.value(),
             self.threads.value(),
             self.name.text().strip(),
         )

@@ -20,13 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.ui.pool import device_choices
 from studio.ui.settings import THEMES, StudioSettings
 
 
 class SettingsDialog(QDialog):
     def __init__(
-        self, settings: StudioSettings, devices: Sequence[str], parent: QWidget | None = None
+        self, settings: StudioSettings, gpus: Sequence[dict | str] = (), parent: QWidget | None = None
     ) -> None:
+        """``gpus`` as ``hardware.cuda_devices()`` lists them: the default device may be one."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setObjectName("settingsDialog")
@@ -38,8 +40,13 @@ class SettingsDialog(QDialog):
         self.executor = QLineEdit(settings.executor)
         self.executor.setPlaceholderText("local, or ray://host:port")
         self.device = QComboBox()
-        self.device.addItems(list(devices) or ["cpu"])
-        self.device.setCurrentIndex(max(0, self.device.findText(settings.default_device)))
+        self.device.setObjectName("defaultDevicePicker")
+        gpus = [gpu for gpu in gpus if isinstance(gpu, dict)]  # plain names ("cpu") add nothing
+        for label, value in device_choices(gpus):
+            self.device.addItem(label, value)
+        if self.device.findData(settings.default_device) < 0:  # a GPU this machine lacks: kept
+            self.device.addItem(settings.default_device, settings.default_device)
+        self.device.setCurrentIndex(self.device.findData(settings.default_device))
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText("automatic")
@@ -82,7 +89,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         s.cpu_workers = self.workers.value()
         s.executor = self.executor.text()
-        s.default_device = self.device.currentText()
+        s.default_device = self.device.currentData()
         s.threads = self.threads.value()
         s.theme = self.theme.currentData()
         s.data_folder = Path(self.folder.text()).expanduser()

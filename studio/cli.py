@@ -353,10 +353,26 @@ def _register_bench(sub) -> None:
     _dataset_args(p)
     _model_args(p)
     p.add_argument("--reference", metavar="VERSION", help="compare outputs with this version (fidelity)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
-    p.add_argument("--batch", type=int, default=1, help="batch size for latency (default: 1)")
+    p.add_argument(
+        "--device", default=None, help="cpu or cuda:N (default: cpu, or cuda:0 for a GPU --provider)"
+    )
+    p.add_argument("--batch", type=int, default=None, help="batch size for latency (default: 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     p.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime")
+    p.add_argument(
+        "--provider",
+        choices=["cpu", "cuda", "tensorrt"],
+        default=None,
+        help="ONNX Runtime's execution provider (default: the device's); one this ONNX Runtime lacks is "
+        "refused, and nodes it left to the CPU are counted and named",
+    )
+    p.add_argument(
+        "--torch-mode",
+        choices=["eager", "compile", "cuda-graphs"],
+        default="eager",
+        help="with --runtime torch: eager, torch.compile, or torch.compile with CUDA graphs (GPU only); "
+        "a compile that fails is refused, never measured eagerly under its name",
+    )
     p.add_argument("--min-runs", type=positive_int, default=50, help="at least this many timed runs")
     p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
     p.add_argument(
@@ -364,6 +380,15 @@ def _register_bench(sub) -> None:
         action="store_true",
         help="also time every node with ONNX Runtime's profiler, in a run of its own (the window's layer "
         "table and `studio info VERSION --layers N` show it)",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="measure at batches 1, 2, 4, ... until memory runs out or throughput stops growing; "
+        "each batch is recorded as a measurement",
+    )
+    p.add_argument(
+        "--max-batch", type=positive_int, default=256, metavar="N", help="the largest batch of --sweep"
     )
     _executor_arg(p)
     json_arg(p)
@@ -380,14 +405,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from studio.versions import check_model_file, looks_like_path
 
     parse_executor(args.executor)
+    _refuse_bench_combinations(args)
+    device = _bench_device(args)
     settings = BenchmarkSettings(
         runtime=args.runtime,
-        device=parse_device(args.device),
-        batch=args.batch,
+        device=parse_device(device),
+        batch=1 if args.batch is None else args.batch,
         threads=args.threads,
         min_runs=args.min_runs,
         min_seconds=args.min_seconds,
         layers=args.layers,
+        provider=args.provider,
+        torch_mode=args.torch_mode,
     )
     settings.validate()
     dataset = _dataset_spec(args)
@@ -395,6 +424,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     checked = None
     if looks_like_path(args.model):
         checked = check_model_file(Path(args.model), **_model_file_options(args))
+        _refuse_sweep_of(args, checked.info.inputs)
     elif not (args.project / DATABASE_NAME).is_file():
         raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
     if checked is not None and data is not None:
@@ -403,21 +433,90 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         reference = project.find_model(args.reference) if args.reference else None
         if checked is None:
             version = project.find_model(args.model)
+            _refuse_sweep_of(args, version.inputs)
             if data is not None:
                 bind(data, list(version.inputs))
         else:
             version = project.add_checked_model(checked)
         with Engine.for_project(project, device=settings.device, executor=args.executor) as engine:
-            measurement = engine.measure(
-                version,
-                dataset=dataset,
-                settings=settings,
-                reference=reference,
-                on_progress=_progress_bar(args),
-            )
+            if args.sweep:
+                payload = _bench_sweep(args, project, engine, version, dataset, settings)
+            else:
+                measurement = engine.measure(
+                    version,
+                    dataset=dataset,
+                    settings=settings,
+                    reference=reference,
+                    on_progress=_progress_bar(args),
+                )
         _finish_progress(args)
-        emit(args, project.measurement_report(measurement), measurement_text)
+        if args.sweep:
+            from studio.cli_views import sweep_text
+
+            emit(args, payload, sweep_text)
+        else:
+            emit(args, project.measurement_report(measurement), measurement_text)
     return 0
+
+
+def _bench_device(args: argparse.Namespace) -> str:
+    """The device asked for (cuda:0 for a GPU provider named alone); a provider this ONNX Runtime
+    lacks is refused here, before any device is looked for or anything is written."""
+    from studio.core.runtime import check_provider, provider_name
+
+    gpu_provider = args.provider in ("cuda", "tensorrt")
+    device = args.device or ("cuda:0" if gpu_provider else "cpu")
+    kind = device.strip().lower().partition(":")[0]
+    if args.runtime == "onnxruntime" and kind in ("cpu", "cuda"):  # any other name: parse_device refuses it
+        check_provider(provider_name(args.provider, kind), kind)
+    return device
+
+
+def _refuse_bench_combinations(args: argparse.Namespace) -> None:
+    if not args.sweep:
+        return
+    for given, option in (
+        (args.batch is not None, "--batch"),
+        (args.reference is not None, "--reference"),
+        (args.layers, "--layers"),
+    ):
+        if given:
+            raise StudioError(f"--sweep measures one version at batches it chooses: leave out {option}")
+
+
+def _refuse_sweep_of(args: argparse.Namespace, inputs) -> None:
+    from studio.core.sweep import sweep_refusal
+
+    refusal = sweep_refusal(list(inputs)) if args.sweep else None
+    if refusal is not None:
+        raise StudioError(refusal)
+
+
+def _bench_sweep(args, project, engine, version, dataset, settings) -> dict:
+    """`bench --sweep`: one measurement per batch (studio.core.sweep), as one payload."""
+    import dataclasses
+
+    from studio.core.sweep import run_sweep, sweep_batches, sweep_label
+
+    label, batches = sweep_label(), sweep_batches(args.max_batch)
+    bar = _progress_bar(args)
+
+    def measure_at(batch: int):
+        step = batches.index(batch)
+
+        def progress(fraction: float, message: str) -> None:
+            bar((step + fraction) / len(batches), f"batch {batch}: {message}")
+
+        step_settings = dataclasses.replace(settings, batch=batch, sweep=label)
+        return engine.measure(version, dataset=dataset, settings=step_settings, on_progress=progress)
+
+    sweep = run_sweep(measure_at, lambda m: m.throughput_per_s or 0.0, args.max_batch)
+    return {
+        "version": {"id": version.id, "name": version.name},
+        "sweep": label,
+        "stopped": sweep.stopped,
+        "measurements": [project.measurement_report(m) for m in sweep.steps],
+    }
 
 
 def _register_devices(sub) -> None:
@@ -482,7 +581,7 @@ def _register_optimize(sub) -> None:
     _dataset_args(p)
     _model_args(p)
     p.add_argument("--name", help="name of the new version")
-    p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
+    _placement_args(p)
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the step")
     p.add_argument(
         "--no-measure",
@@ -494,6 +593,36 @@ def _register_optimize(sub) -> None:
     _executor_arg(p)
     json_arg(p)
     p.set_defaults(handler=_cmd_optimize)
+
+
+def _placement_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu or cuda:N (default: auto: steps that train run on a free GPU when there is one, "
+        "the others on the CPU)",
+    )
+    p.add_argument(
+        "--gpus",
+        metavar="LIST",
+        help="train data-parallel on these GPUs, one rank each: 0,1 or all",
+    )
+    p.add_argument(
+        "--ranks",
+        type=positive_int,
+        metavar="N",
+        help="train data-parallel in N processes (on --device, or dealt over --gpus); "
+        "with --device cpu, N CPU processes",
+    )
+
+
+def _placement(args: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
+    """The device and data-parallel ranks a step command asked for, refused early when unknown."""
+    from studio.core.runtime import parse_device
+    from studio.engine.placement import AUTO, rank_devices
+
+    device = AUTO if args.device.strip().lower() == AUTO else parse_device(args.device)
+    return device, rank_devices(device, args.gpus, args.ranks)
 
 
 def _min_fidelity_arg(p: argparse.ArgumentParser) -> None:
@@ -537,17 +666,18 @@ def _warn_collapsed(reports: list[dict]) -> int:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from studio.cli_views import outcome_text
-    from studio.core.runtime import parse_device
     from studio.core.techniques import get_technique, parse_assignments, parse_params
     from studio.engine import AUTO_MEASURE, Engine, outcome_report, parse_executor
+    from studio.engine.placement import place_step
     from studio.engine.steps import check_step
     from studio.project import Project
     from studio.versions import check_model_file, looks_like_path
 
     parse_executor(args.executor)
-    device = parse_device(args.device)
+    device, ranks = _placement(args)
     technique = get_technique(args.technique)
     params = parse_params(technique, parse_assignments(args.set))  # refused before anything else
+    place_step(technique, device, ranks, gpus=[])  # ranks for a step that does not train: refused here
     dataset = _dataset_spec(args)
     checked = None
     if looks_like_path(args.model):
@@ -565,7 +695,10 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     with Project.open_or_create(args.project) as project:
         version = project.find_model(args.model) if checked is None else project.add_checked_model(checked)
         with Engine.for_project(
-            project, device=device, executor=args.executor, min_fidelity=args.min_fidelity
+            project,
+            device=ranks[0] if ranks else device,
+            executor=args.executor,
+            min_fidelity=args.min_fidelity,
         ) as engine:
             outcome = engine.run_step(
                 version,
@@ -574,6 +707,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
                 dataset=dataset,
                 name=args.name,
                 device=device,
+                ranks=ranks,
                 threads=args.threads,
                 measure=None if args.no_measure else AUTO_MEASURE,
                 on_progress=_progress_bar(args),
@@ -592,7 +726,7 @@ def _register_run(sub) -> None:
     p.add_argument(
         "--data", metavar="DATASET", help="dataset for steps that name none (overrides the recipe's)"
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
+    _placement_args(p)
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the steps")
     _min_fidelity_arg(p)
     _executor_arg(p)
@@ -603,12 +737,11 @@ def _register_run(sub) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from studio.cli_views import recipe_text
     from studio.core.recipes import load_recipe
-    from studio.core.runtime import parse_device
     from studio.engine import Engine, outcome_report, parse_executor
     from studio.project import Project
 
     parse_executor(args.executor)
-    device = parse_device(args.device)
+    device, ranks = _placement(args)
     recipe = load_recipe(args.recipe)  # every step validated before anything runs
     start = args.model or recipe.model
     if not start:
@@ -616,7 +749,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project:
         version = project.find_model(start)
         with Engine.for_project(
-            project, device=device, executor=args.executor, min_fidelity=args.min_fidelity
+            project,
+            device=ranks[0] if ranks else device,
+            executor=args.executor,
+            min_fidelity=args.min_fidelity,
         ) as engine:
             reports = [
                 outcome_report(project, outcome)
@@ -625,6 +761,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     version,
                     data=args.data,
                     device=device,
+                    ranks=ranks,
                     threads=args.threads,
                     on_progress=_progress_bar(args),
                 )

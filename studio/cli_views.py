@@ -12,7 +12,17 @@ from pydantic_core import to_jsonable_python
 
 from studio.core.input_roles import describe_role
 from studio.core.timing import SAME, SLOWER
-from studio.tables import UNKNOWN, human_bytes, human_count, percent, speed_cell, speed_text, table
+from studio.tables import (
+    UNKNOWN,
+    energy_cell,
+    energy_text,
+    human_bytes,
+    human_count,
+    percent,
+    speed_cell,
+    speed_text,
+    table,
+)
 
 
 def _shape(shape: list) -> str:
@@ -112,14 +122,17 @@ def measurement_text(m: dict) -> str:
     lat, timing = m["latency_ms"], m.get("timing") or {}
     interval = timing.get("p50_ci95")
     within = f" (95 % CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
+    execution = m.get("execution") or {}
+    how = execution.get("mode") or m.get("provider") or "-"
     lines = [
         f"measurement {m['id']} of v{m['version']['id']} ({m['version']['name']})"
-        f" on {m['device']} / {m['runtime']} ({m.get('provider') or '-'}), batch {m['batch']}, "
+        f" on {m['device']} / {m['runtime']} ({how}), batch {m['batch']}, "
         f"{m['threads']} thread(s), {m['runs']} runs",
         f"  latency ms   p50 {lat['p50']:.3f}{within}   p90 {lat['p90']:.3f}   p99 {lat['p99']:.3f}"
         f"   mean {lat['mean']:.3f} ± {lat['std']:.3f}",
         f"  throughput   {m['throughput_per_s']:.1f} samples/s",
         f"  size         {human_bytes(m['size_bytes'])}   params {human_count(m['params'])}",
+        *_execution_lines(m, execution),
     ]
     if m.get("accuracy"):
         acc = "   ".join(f"{k} {percent(v)}" for k, v in m["accuracy"].items())
@@ -144,6 +157,59 @@ def measurement_text(m: dict) -> str:
     return "\n".join(lines)
 
 
+def _execution_lines(m: dict, execution: dict) -> list[str]:
+    """Energy per inference (or why there is none), peak GPU memory on a GPU, and where ONNX
+    Runtime ran the nodes when a GPU provider was asked for: a CPU fallback is never left out."""
+    energy = execution.get("energy") or {}
+    value = m.get("energy_per_inference_j")
+    text = energy_text(value, energy.get("missing"))
+    if value is not None:
+        text += f" per inference ({energy.get('source')}, over {energy.get('window')})"
+    lines = [f"  energy       {text}"]
+    memory = execution.get("peak_memory") or {}
+    if m.get("peak_memory_bytes") is not None:
+        lines.append(f"  GPU memory   {human_bytes(m['peak_memory_bytes'])} peak ({memory.get('source')})")
+    elif str(m.get("device", "")).startswith("cuda") and memory.get("missing"):
+        lines.append(f"  GPU memory   not available: {memory['missing']}")
+    placement = execution.get("placement") or {}
+    if placement.get("requested") not in (None, "CPUExecutionProvider"):
+        nodes = ", ".join(f"{provider} {n}" for provider, n in (placement.get("nodes") or {}).items())
+        lines.append(f"  nodes        {nodes or '-'} (asked for {placement['requested']})")
+    if placement.get("fallback"):
+        lines.append(f"  on the CPU:  {placement['fallback']}")
+    return lines
+
+
+def sweep_text(result: dict) -> str:
+    """`bench --sweep`: one row per batch, then why the sweep stopped where it did."""
+    steps = result["measurements"]
+    rows = [
+        (
+            m["batch"],
+            _noisy_mark(m) + f"{m['latency_ms']['p50']:.3f}",
+            f"{m['throughput_per_s']:.1f}",
+            human_bytes(m.get("peak_memory_bytes")),
+            _energy_of(m),
+            m["id"],
+        )
+        for m in steps
+    ]
+    version = result["version"]
+    headers = ["batch", "p50 ms", "per s", "peak GPU memory", "energy/inference", "measurement"]
+    lines = [
+        f"batch sweep of v{version['id']} ({version['name']})",
+        table(headers, rows, align="rrrrrr"),
+        f"stopped: {result['stopped']}",
+    ]
+    reasons = sorted({_energy_reason(m) for m in steps if _energy_of(m) == "n/a"})
+    lines += [f"n/a: energy {energy_text(None, reason)}" for reason in reasons]
+    fallbacks = {
+        ((m.get("execution") or {}).get("placement") or {}).get("fallback") for m in result["measurements"]
+    }
+    lines += [f"on the CPU: {sentence}" for sentence in sorted(f for f in fallbacks if f)]
+    return "\n".join(lines)
+
+
 def _collapsed_mark(version: dict) -> str:
     """ "⚠ " before a version whose result follows its parent poorly (studio.core.gate), as the window marks it."""
     gate = (version.get("details") or {}).get("gate") or {}
@@ -160,6 +226,7 @@ def versions_table(versions: list[dict]) -> str:
     for v in versions:
         children.setdefault(v["parent_id"], []).append(v)
     rows: list[tuple] = []
+    latest = [v["latest_measurement"] for v in versions if v.get("latest_measurement")]
 
     def walk(parent: int | None, depth: int) -> None:
         for v in children.get(parent, []):
@@ -177,6 +244,7 @@ def versions_table(versions: list[dict]) -> str:
                     "-" if not m else _noisy_mark(m) + f"{m['latency_ms']['p50']:.3f}",
                     "-" if not m else f"{m['latency_ms']['p99']:.3f}",
                     "-" if not m else f"{m['throughput_per_s']:.1f}",
+                    _energy_of(m),
                 )
             )
             walk(v["id"], depth + 1)
@@ -194,13 +262,26 @@ def versions_table(versions: list[dict]) -> str:
         "p50 ms",
         "p99 ms",
         "per s",
+        "energy/inf",
     ]
-    table_text = table(headers, rows, align="llllrrrrrrr")
+    table_text = table(headers, rows, align="llllrrrrrrrr")
     if any(_noisy_mark(v["latest_measurement"]) for v in versions if v.get("latest_measurement")):
         table_text += (
             "\n~ measured on a busy machine or with widely spread runs: measure again before trusting it"
         )
+    reasons = sorted({_energy_reason(m) for m in latest if _energy_of(m) == "n/a"})
+    table_text += "".join(f"\nn/a: energy {energy_text(None, reason)}" for reason in reasons)
     return table_text
+
+
+def _energy_reason(m: dict) -> str | None:
+    return ((m.get("execution") or {}).get("energy") or {}).get("missing")
+
+
+def _energy_of(m: dict | None) -> str:
+    """The energy per inference cell: the figure, ``n/a`` where the hardware has none, ``-`` where
+    it was not measured (a measurement from before energy was measured)."""
+    return "-" if not m else energy_cell(m.get("energy_per_inference_j"), _energy_reason(m))
 
 
 def versions_text(summary: dict) -> str:
@@ -225,6 +306,9 @@ def devices_text(d: dict) -> str:
         lines.append("CUDA      no GPU found")
     lines.append(f"ONNX Runtime providers: {', '.join(d['onnxruntime_providers']) or '-'}")
     lines.append(f"TensorRT  {d['tensorrt'] or 'not installed'}")
+    for device, counter in (d.get("energy") or {}).items():
+        found = counter.get("source") or energy_text(None, counter.get("missing"))
+        lines.append(f"energy    {device}: {found}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from studio.core.input_roles import roles_of
 from studio.core.models import ModelFiles
 from studio.core.trust import is_model_trusted
 from studio.store import DatasetRecord, Measurement, ModelVersion, Store
+from studio.tables import NOT_MEASURED
 from studio.versions import input_shapes_of
 
 
@@ -49,6 +50,7 @@ def record_measurement(
     """Store one result of ``measure`` (a plain dict from the measuring process)."""
     dataset_row = dataset_record(store, dataset, result) if dataset is not None else None
     latency = result["latency_ms"]
+    execution = result.get("execution") or {}
     return store.add_measurement(
         version_id=version.id,
         device=result["device"],
@@ -73,6 +75,9 @@ def record_measurement(
         params=result.get("params"),
         environment=result.get("environment") or {},
         timing=result.get("timing") or {},
+        energy_per_inference_j=(execution.get("energy") or {}).get("joules_per_inference"),
+        peak_memory_bytes=(execution.get("peak_memory") or {}).get("bytes"),
+        execution=execution,
     )
 
 
@@ -136,6 +141,9 @@ def measurement_report(m: Measurement, version: ModelVersion, dataset: DatasetRe
         "threads": m.threads,
         "runs": m.runs,
         "samples": m.samples,
+        "energy_per_inference_j": m.energy_per_inference_j,
+        "peak_memory_bytes": m.peak_memory_bytes,
+        "execution": m.execution,
         "environment": m.environment,
         "timing": m.timing,
         "created_at": m.to_dict()["created_at"],
@@ -171,3 +179,25 @@ def layer_times_of(version: ModelVersion, measurements: Iterable[Measurement]) -
         if m.version_id == version.id and rows:
             found = {"measurement": m.id, "nodes": {row["name"]: row for row in rows}}
     return found
+
+
+def energy_missing(m: Measurement) -> str | None:
+    """Why ``m`` has no energy per inference (a few words), or None when it has one. Measurements
+    from before energy was measured say so rather than claim the machine has no counter."""
+    if m.energy_per_inference_j is not None:
+        return None
+    return (m.execution.get("energy") or {}).get("missing") or NOT_MEASURED
+
+
+def sweeps_by_version(measurements: Iterable[Measurement]) -> dict[int, list[Measurement]]:
+    """Each version's latest batch sweep (`studio bench --sweep`), smallest batch first, by version
+    id; versions never swept are left out. One pass over the measurements (oldest first)."""
+    by_label: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        label = (m.execution or {}).get("sweep")
+        if label:
+            by_label.setdefault(label, []).append(m)
+    latest: dict[int, list[Measurement]] = {}
+    for steps in by_label.values():  # in the order each sweep began: a later one replaces an earlier
+        latest[steps[0].version_id] = sorted(steps, key=lambda m: m.batch)
+    return latest

@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING, Any
 from studio import __version__
 from studio.api import StudioError
 from studio.core.files import atomic_write_text
-from studio.tables import UNKNOWN, human_bytes, human_count, millis, pareto_front, percent, speed_text
+from studio.tables import (
+    UNKNOWN,
+    energy_cell,
+    energy_text,
+    human_bytes,
+    human_count,
+    millis,
+    pareto_front,
+    percent,
+    speed_text,
+)
 
 if TYPE_CHECKING:
     from studio.project import Project
@@ -44,12 +54,15 @@ _BASE_COLUMNS = [
     "latency_mean_ms",
     "latency_std_ms",
     "throughput_per_s",
+    "energy_per_inference_j",
+    "peak_memory_bytes",
     "size_bytes",
     "params",
     "reference_version_id",
     "created_at",
 ]
-_GROUPS = ("accuracy", "fidelity", "environment", "timing")
+_GROUPS = ("accuracy", "fidelity", "environment", "timing")  # flattened as they are stored
+_CSV_GROUPS = (*_GROUPS, "execution")  # execution's columns are chosen (_execution_columns)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -125,7 +138,26 @@ def _row(m: dict, version: dict, datasets: dict[int, str]) -> dict[str, Any]:
     row["timing_speedup_ci95"] = _interval(paired.get("ci95"), ".3f")
     row["timing_verdict"] = paired.get("verdict")
     row["_paired"] = paired or None  # for the page; the CSV has the flat columns above
+    row.update(_execution_columns(m.get("execution") or {}))
     return row
+
+
+def _execution_columns(execution: dict) -> dict[str, Any]:
+    """How the measurement ran, flat: the energy's source or why it is missing, the memory's,
+    the nodes each ONNX Runtime provider ran and the CPU fallback sentence, torch's mode, the sweep."""
+    energy, memory = execution.get("energy") or {}, execution.get("peak_memory") or {}
+    placement = execution.get("placement") or {}
+    return {
+        "execution_energy_source": energy.get("source"),
+        "execution_energy_missing": energy.get("missing"),
+        "execution_peak_memory_source": memory.get("source"),
+        "execution_peak_memory_missing": memory.get("missing"),
+        "execution_provider_requested": placement.get("requested"),
+        "execution_nodes": placement.get("nodes"),
+        "execution_cpu_fallback": placement.get("fallback"),
+        "execution_mode": execution.get("mode"),
+        "execution_sweep": execution.get("sweep"),
+    }
 
 
 def _interval(pair: list | None, spec: str) -> str | None:
@@ -134,7 +166,7 @@ def _interval(pair: list | None, spec: str) -> str | None:
 
 def csv_columns(rows: list[dict]) -> list[str]:
     extra = sorted({key for row in rows for key in row} - set(_BASE_COLUMNS))
-    return _BASE_COLUMNS + [k for g in _GROUPS for k in extra if k.startswith(f"{g}_")]
+    return _BASE_COLUMNS + [k for g in _CSV_GROUPS for k in extra if k.startswith(f"{g}_")]
 
 
 def measurements_csv(rows: list[dict]) -> str:
@@ -275,19 +307,30 @@ def _measurements_table(rows: list[dict]) -> str:
             (_num(r["latency_p90_ms"], ".3f"), True),
             (_num(r["latency_p99_ms"], ".3f"), True),
             (_num(r["throughput_per_s"], ".1f"), True),
+            (energy_cell(r.get("energy_per_inference_j"), r.get("execution_energy_missing")), True),
+            (human_bytes(r.get("peak_memory_bytes")), True),
             (human_bytes(r["size_bytes"]), True),
             (_when(r["created_at"]), False),
         ]
         for r in rows
     ]
     headers = ["#", "version", "dataset", "device / runtime", "batch", "threads", "top-1", "top-5",
-               "cos min", "p50 ms", "vs reference", "p90 ms", "p99 ms", "per s", "size", "taken"]  # fmt: skip
+               "cos min", "p50 ms", "vs reference", "p90 ms", "p99 ms", "per s", "J/inference",
+               "GPU memory", "size", "taken"]  # fmt: skip
     noisy = [r for r in rows if r.get("timing_noise")]
     note = "".join(
         f"<p class=muted>~ measurement {_e(str(r['measurement_id']))}: {_e(r['timing_noise'])}; "
         "measure it again on a quieter machine before trusting its timings.</p>"
         for r in noisy
     )
+    note += "".join(
+        f"<p><b>measurement {_e(str(r['measurement_id']))}: {_e(r['execution_cpu_fallback'])}</b> "
+        f"(asked for {_e(r['execution_provider_requested'])}).</p>"
+        for r in rows
+        if r.get("execution_cpu_fallback")
+    )
+    reasons = sorted({r["execution_energy_missing"] for r in rows if r.get("execution_energy_missing")})
+    note += "".join(f"<p class=muted>n/a: energy {_e(energy_text(None, reason))}.</p>" for reason in reasons)
     return _table(headers, cells) + note
 
 

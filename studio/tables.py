@@ -82,6 +82,37 @@ def millis(ms: float | None, *, missing: str = MISSING) -> str:
     return missing if ms is None else f"{ms:.3f} ms"
 
 
+NOT_AVAILABLE = "not available on this machine"  # an energy figure the hardware cannot give
+NOT_MEASURED = "not measured"  # how a measurement from before energy was measured reads
+
+
+def joules(value: float | None, *, missing: str = MISSING) -> str:
+    """Energy with the prefix that keeps three figures: ``1.23 J``, ``4.56 mJ``, ``789 µJ``."""
+    if value is None:
+        return missing
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
+        if abs(value) >= scale or unit == "µJ":
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} J"
+
+
+def energy_text(value: float | None, reason: str | None, *, missing: str = MISSING) -> str:
+    """Energy per inference, or why there is none: "not available on this machine: no RAPL
+    counters under /sys/class/powercap". Never 0 for a figure the hardware could not give."""
+    if value is not None:
+        return joules(value)
+    if not reason or reason == NOT_MEASURED:
+        return missing
+    return f"{NOT_AVAILABLE}: {reason}"
+
+
+def energy_cell(value: float | None, reason: str | None, *, missing: str = MISSING) -> str:
+    """The short form for a table cell: the figure, ``n/a`` where the hardware has no counter."""
+    if value is not None:
+        return joules(value)
+    return missing if not reason or reason == NOT_MEASURED else "n/a"
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both axes (lower latency x, higher accuracy y),
     ordered by latency: the curve a person picks a version from."""

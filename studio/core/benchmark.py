@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -65,6 +65,9 @@ class BenchmarkSettings:
     min_seconds: float = 1.0
     max_seconds: float = 60.0
     layers: bool = False  # also time every node, in a profiled run of its own (studio.core.layer_times)
+    provider: str | None = None  # ONNX Runtime's provider (studio.core.runtime.PROVIDERS); None: the device's
+    torch_mode: str = "eager"  # the torch runtime's mode: eager, compile, cuda-graphs (runtime.TORCH_MODES)
+    sweep: str | None = None  # the batch sweep this measurement is one step of (studio.core.sweep)
 
     def validate(self) -> BenchmarkSettings:
         """Refuse impossible settings before any process is started or any model opened."""
@@ -84,10 +87,22 @@ class BenchmarkSettings:
                 _DEVICE.fullmatch(self.device) is not None,
                 f"unknown device '{self.device}'; use cpu or cuda:N",
             ),
+            (
+                self.torch_mode == "eager" or self.runtime == "torch",
+                "torch.compile is torch's: use --runtime torch with --torch-mode",
+            ),
+            (
+                self.provider is None or self.runtime == "onnxruntime",
+                "a provider is ONNX Runtime's: leave out --provider with --runtime torch",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise StudioError(message)
+        if self.provider is not None:
+            from studio.core.runtime import provider_name
+
+            self.provider = provider_name(self.provider, self.device)  # one spelling: ONNX Runtime's
         return self
 
 
@@ -133,11 +148,18 @@ class LatencyStats:
         return {k: v for k, v in asdict(self).items() if k not in ("runs", "batch", "p50_ci95")}
 
 
-def time_runner(runner: Runner, feeds: dict[str, np.ndarray], settings: BenchmarkSettings) -> LatencyStats:
+def time_runner(
+    runner: Runner,
+    feeds: dict[str, np.ndarray],
+    settings: BenchmarkSettings,
+    *,
+    around: AbstractContextManager | None = None,
+) -> LatencyStats:
     """Warm up, then run until both ``min_runs`` and ``min_seconds`` are reached (or ``max_seconds``).
 
     The loop does nothing but call the runner and read the clock, and the garbage collector is
-    paused, so the figures are the runtime's and not the studio's.
+    paused, so the figures are the runtime's and not the studio's. ``around`` wraps the timed runs
+    alone, not the warm-up (an energy meter's span: studio.core.energy).
     """
     settings.validate()
     run, clock = runner.run, time.perf_counter_ns
@@ -147,7 +169,7 @@ def time_runner(runner: Runner, feeds: dict[str, np.ndarray], settings: Benchmar
     min_ns, max_ns = int(settings.min_seconds * 1e9), int(settings.max_seconds * 1e9)
     durations: list[int] = []
     append = durations.append
-    with gc_paused():
+    with gc_paused(), around if around is not None else nullcontext():
         start = clock()
         while True:
             t0 = clock()
@@ -324,30 +346,118 @@ def measure_here(request: MeasurementRequest) -> dict:
             "validation", seed=request.seed, validation_fraction=request.validation_fraction
         )
     scores = _Scores()
-    with _opened(request.model, settings.runtime, settings, threads) as runner:
-        _check_batch(runner, settings.batch)
-        feeds = bind(validation, runner.inputs) if validation is not None else None
-        outputs = _score(runner, feeds, validation, request, scores)
-        shapes = request.model.input_shapes
-        timing_feeds = (
-            _first(feeds, settings.batch)
-            if feeds
-            else random_feeds(runner.inputs, settings.batch, input_shapes=shapes)
-        )
-        before = CpuSample.now()
-        if request.reference is None:
-            stats, paired = time_runner(runner, timing_feeds, settings), None
-        else:
-            stats, paired = _time_against(runner, timing_feeds, request.reference, settings, threads)
-        load = {**machine_load(before, CpuSample.now(), logical_cores()), "cpu_mhz": cpu_mhz()}
-        timing = _timing(stats, paired, load, threads)
-        runtime, device, provider = runner.runtime, runner.device, _provider(runner)
+    try:
+        with _opened(
+            request.model, settings.runtime, settings, threads, timed=True, placement=True
+        ) as runner:
+            _check_batch(runner, settings.batch)
+            feeds = bind(validation, runner.inputs) if validation is not None else None
+            shapes = request.model.input_shapes
+            timing_feeds = (
+                _first(feeds, settings.batch)
+                if feeds
+                else random_feeds(runner.inputs, settings.batch, input_shapes=shapes)
+            )
+            placement = _placement(runner, timing_feeds)
+            outputs = _score(runner, feeds, validation, request, scores)
+            stats, paired, load, figures = _timed(runner, timing_feeds, request, settings, threads)
+            timing = _timing(stats, paired, load, threads)
+            runtime, device, provider = runner.runtime, runner.device, _provider(runner)
+            mode = getattr(runner, "mode_ran", None)
+    except Exception as exc:
+        oom = _out_of_memory(exc, settings)
+        if oom is None:
+            raise
+        raise oom from None
     if settings.layers:
         timing["layers"] = _layer_times(request.model, settings, threads, timing_feeds)
     if request.reference is not None:
         scores.fidelity = _fidelity(request.reference, validation, scores, outputs, settings, threads)
     where = {"runtime": runtime, "device": device, "provider": provider}
-    return {**_result(request, settings, threads, dataset, scores, stats, where), "timing": timing}
+    execution = {**figures, "placement": placement, "mode": mode, "sweep": settings.sweep}
+    return {
+        **_result(request, settings, threads, dataset, scores, stats, where),
+        "timing": timing,
+        "execution": {key: value for key, value in execution.items() if value is not None},
+    }
+
+
+def _timed(runner, feeds, request: MeasurementRequest, settings: BenchmarkSettings, threads: int):
+    """Latency (alone, or paired with the reference), the machine's load, and the peak GPU memory
+    and energy per inference of the model alone (studio.core.gpu_memory, studio.core.energy): over
+    the timed runs, or, when those alternated with the reference's, over runs of its own after."""
+    from studio.core.energy import meter_for
+    from studio.core.gpu_memory import PeakMemory
+
+    meter, memory = meter_for(runner.device), PeakMemory(runner.runtime, runner.device)
+
+    def run() -> object:
+        return runner.run(feeds)
+
+    before = CpuSample.now()
+    if request.reference is None:
+        span = meter.span() if meter.available else None
+        memory.start()
+        stats, paired = time_runner(runner, feeds, settings, around=span), None
+        peak = memory.stop()
+        energy = _energy(meter, None if span is None else span.reading, stats.runs, settings.batch, run)
+    else:
+        stats, paired = _time_against(runner, feeds, request.reference, settings, threads)
+        memory.start()
+        run()  # the model alone: its peak without the reference's tensors
+        energy = _energy(meter, None, 0, settings.batch, run)
+        peak = memory.stop()
+    load = {**machine_load(before, CpuSample.now(), logical_cores()), "cpu_mhz": cpu_mhz()}
+    return stats, paired, load, {"energy": energy, "peak_memory": peak}
+
+
+def _energy(meter, reading, runs: int, batch: int, run) -> dict:
+    """Joules per inference (runs × batch) over the timed runs, or over a window of runs of their
+    own when those were too short for the counter (or alternated with a reference's)."""
+    from studio.core.energy import energy_of_runs
+
+    if not meter.available:
+        return {"missing": meter.reason}
+    window = "the timed runs"
+    if reading is None or reading.seconds < meter.min_seconds:
+        with gc_paused():
+            reading, runs = energy_of_runs(meter, run, meter.min_seconds)
+        window = "runs of their own after the timing"
+    if reading.joules is None:
+        return {"missing": reading.missing}
+    inferences = runs * batch
+    return {
+        "joules_per_inference": reading.joules / inferences,
+        "source": meter.source,
+        "joules": reading.joules,
+        "seconds": reading.seconds,
+        "inferences": inferences,
+        "window": window,
+    }
+
+
+def _placement(runner, feeds: dict[str, np.ndarray]) -> dict | None:
+    """Which provider ran each node, from one profiled run (ONNX Runtime only; see OnnxRunner)."""
+    if getattr(runner, "runtime", None) != "onnxruntime":
+        return None
+    runner.run(feeds)
+    return runner.node_placement()
+
+
+OUT_OF_MEMORY = "out of memory"  # how a measurement that ran out of memory begins its sentence
+_OOM_SIGNS = ("out of memory", "failed to allocate memory", "alloc_failed", "memoryallocation")
+
+
+def _out_of_memory(exc: BaseException, settings: BenchmarkSettings) -> StudioError | None:
+    """The one sentence for a run that did not fit in memory (a batch sweep stops on it), or None."""
+    text = str(exc).lower()
+    if not (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError") and not any(
+        sign in text for sign in _OOM_SIGNS
+    ):
+        return None
+    from studio.core.runtime import ort_reason  # ONNX Runtime's message without its source locations
+
+    return StudioError(f"{OUT_OF_MEMORY} at batch {settings.batch} on {settings.device}: {ort_reason(exc)}")
 
 
 def _time_against(
@@ -359,7 +469,7 @@ def _time_against(
     runtime = (
         "onnxruntime" if settings.runtime == "torch" and not reference.format.is_torch else settings.runtime
     )
-    with _opened(reference, runtime, settings, threads) as other:
+    with _opened(reference, runtime, settings, threads, timed=True) as other:
         _check_batch(other, settings.batch)
         other_feeds = _rename(feeds, other.inputs)
         timed: PairedTiming = time_paired(
@@ -397,6 +507,7 @@ def _layer_times(ref: ModelRef, settings: BenchmarkSettings, threads: int, feeds
             input_shapes=ref.input_shapes,
             input_roles=ref.input_roles,
             profile_prefix=prefix,
+            provider=settings.provider,
         )
 
     return profile_layers(open_profiled, feeds)
@@ -467,9 +578,24 @@ def _result(request, settings, threads, dataset, scores, stats: LatencyStats, wh
 
 
 @contextmanager
-def _opened(ref: ModelRef, runtime: str, settings: BenchmarkSettings, threads: int) -> Iterator:
+def _opened(
+    ref: ModelRef,
+    runtime: str,
+    settings: BenchmarkSettings,
+    threads: int,
+    *,
+    timed: bool = False,
+    placement: bool = False,
+) -> Iterator:
+    """The model on the settings' device; one that is timed also with the provider or torch mode
+    asked for, and the measured one (``placement``) recording where its nodes ran."""
     from studio.core.runtime import open_runner
 
+    measured: dict = {}
+    if timed and runtime == "onnxruntime":
+        measured["provider"] = settings.provider
+    elif timed and runtime == "torch":
+        measured["torch_mode"] = settings.torch_mode
     runner = open_runner(
         ref.files(),
         runtime=runtime,
@@ -478,6 +604,8 @@ def _opened(ref: ModelRef, runtime: str, settings: BenchmarkSettings, threads: i
         trusted=ref.trusted,
         input_shapes=ref.input_shapes,
         input_roles=ref.input_roles,
+        placement=placement and runtime == "onnxruntime",
+        **measured,
     )
     try:
         yield runner

@@ -184,14 +184,27 @@ def memory_bytes() -> int | None:
 def describe() -> dict:
     """Everything above in one JSON-ready dict: what `studio devices --json` prints."""
     gpus = cuda_devices()
+    devices = ["cpu", *(f"cuda:{gpu['index']}" for gpu in gpus)]
     return {
         "cpu": cpu_info(),
         "memory_bytes": memory_bytes(),
         "cuda": gpus,
         "onnxruntime_providers": onnxruntime_providers(),
         "tensorrt": tensorrt_version(),
-        "devices": ["cpu", *(f"cuda:{gpu['index']}" for gpu in gpus)],
+        "devices": devices,
+        "energy": {device: energy_counter(device) for device in devices},
     }
+
+
+def energy_counter(device: str) -> dict:
+    """``{"source": "rapl"|"nvml"}`` where the device's energy can be measured, else ``{"missing": why}``."""
+    from studio.core.energy import meter_for
+
+    try:
+        meter = meter_for(device)
+    except Exception as exc:  # a broken driver must not take the studio down
+        return {"missing": f"the energy counter cannot be read ({exc})"}
+    return {"source": meter.source} if meter.available else {"missing": meter.reason}
 
 
 def device_choices() -> list[str]:

@@ -66,3 +66,18 @@ def node_times(events: list[dict], *, skip: int = 0) -> list[dict]:
         for node, us in total_us.items()
     ]
     return sorted(rows, key=lambda row: -row["ms"])
+
+
+def nodes_by_provider(events: list[dict]) -> dict[str, int]:
+    """How many of the nodes ONNX Runtime ran (after its fusions) each execution provider ran,
+    from a profile's kernel events (``args.provider``): where a model actually ran."""
+    providers: dict[str, str] = {}
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") == "Node" and name.endswith("_kernel_time"):
+            provider = (event.get("args") or {}).get("provider") or "unknown"
+            providers[name.removesuffix("_kernel_time")] = provider
+    counts: dict[str, int] = defaultdict(int)
+    for provider in providers.values():
+        counts[provider] += 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from studio.store.db import DatabaseDamagedError, SchemaError
 
-HEAD_REVISION = "0005_measurement_timing"
+HEAD_REVISION = "0006_measurement_execution"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 

@@ -176,3 +176,6 @@ class MeasurementModel(BaseModel):
     environment: Mapped[dict] = mapped_column(JSON)
     timing: Mapped[dict] = mapped_column(JSON, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    energy_per_inference_j: Mapped[float | None] = mapped_column(Float)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    execution: Mapped[dict] = mapped_column(JSON, server_default=text("'{}'"))

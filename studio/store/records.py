@@ -123,6 +123,13 @@ class Measurement(_Record):
     # the paired speed-up with its interval ("paired"); {} for measurements from before these.
     timing: dict[str, Any]
     created_at: datetime
+    # Joules per inference from the device's energy counter, and the peak GPU memory at the
+    # measured batch; None (never 0) where not measured, with the reason in ``execution``.
+    energy_per_inference_j: float | None = None
+    peak_memory_bytes: int | None = None
+    # How it ran: "energy" (source, window) or why missing, "peak_memory" likewise, "placement"
+    # (nodes per ONNX Runtime provider, a sentence when the CPU ran some), "mode" (torch), "sweep".
+    execution: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)

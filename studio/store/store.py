@@ -366,11 +366,14 @@ class Store:
         params: int | None = None,
         environment: Mapping[str, Any] | None = None,
         timing: Mapping[str, Any] | None = None,
+        energy_per_inference_j: float | None = None,
+        peak_memory_bytes: int | None = None,
+        execution: Mapping[str, Any] | None = None,
     ) -> Measurement:
         values = {
             k: v
             for k, v in locals().items()
-            if k not in ("self", "accuracy", "fidelity", "environment", "timing")
+            if k not in ("self", "accuracy", "fidelity", "environment", "timing", "execution")
         }
         row = MeasurementModel(
             **values,
@@ -378,6 +381,7 @@ class Store:
             fidelity=None if fidelity is None else dict(fidelity),
             environment=dict(environment or {}),
             timing=dict(timing or {}),
+            execution=dict(execution or {}),
             created_at=utcnow(),
         )
         with self._session() as session:

@@ -92,6 +92,7 @@ def test_demo_gives_the_project_and_a_measured_baseline_as_json_then_as_a_table(
         "ms",
         "per",
         "s",
+        "energy/inf",
     ]
     row = next(line.split() for line in lines if line.startswith("v1 "))
     assert row[:4] == ["v1", "baseline", "import", "torch_architecture"]

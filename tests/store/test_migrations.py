@@ -447,3 +447,156 @@ INSERT INTO "sqlite_sequence" VALUES('model_versions',1);
 INSERT INTO "sqlite_sequence" VALUES('jobs',3);
 COMMIT;
 """
+
+
+def test_a_database_saved_by_schema_0005_opens_with_no_energy_or_memory(tmp_path: Path) -> None:
+    """Measurements from before energy and memory were measured read as not measured (None, never 0)."""
+    db_path = tmp_path / "studio.sqlite"
+    raw = sqlite3.connect(db_path)
+    raw.executescript(SCHEMA_0005)
+    raw.close()
+
+    with Store.open(db_path) as store:
+        (old,) = store.list_measurements(1)
+        assert (old.latency_p50_ms, old.timing["p50_ci95"]) == (0.1, [0.098, 0.102])
+        assert (old.energy_per_inference_j, old.peak_memory_bytes, old.execution) == (None, None, {})
+        new = store.add_measurement(
+            version_id=1,
+            device="cuda:0",
+            runtime="torch",
+            energy_per_inference_j=0.004,
+            peak_memory_bytes=3 << 20,
+            execution={"energy": {"source": "nvml"}, "mode": "eager"},
+        )
+        assert new.id == 2 and store.get_measurement(2).execution["energy"] == {"source": "nvml"}
+        assert store.get_measurement(2).peak_memory_bytes == 3 << 20
+        assert store.integrity_check() == "ok"
+    assert _revision_in(db_path) == HEAD_REVISION
+    engine = make_engine(db_path)
+    assert _schema_differences(engine) == []
+    engine.dispose()
+
+
+# A project database written by schema 0005_measurement_timing (sqlite3 .dump) with one measurement.
+# Never edit: it stands for files users have.
+SCHEMA_0005 = """
+BEGIN TRANSACTION;
+CREATE TABLE alembic_version (
+	version_num VARCHAR(32) NOT NULL,
+	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+INSERT INTO "alembic_version" VALUES('0005_measurement_timing');
+CREATE TABLE datasets (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	name VARCHAR NOT NULL,
+	kind VARCHAR NOT NULL,
+	spec JSON NOT NULL,
+	fingerprint VARCHAR NOT NULL,
+	samples INTEGER NOT NULL,
+	created_at DATETIME NOT NULL,
+	CONSTRAINT uq_datasets_name UNIQUE (name)
+);
+CREATE TABLE "jobs" (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	kind VARCHAR NOT NULL,
+	technique VARCHAR,
+	params JSON NOT NULL,
+	state VARCHAR NOT NULL,
+	input_version_id INTEGER,
+	output_version_id INTEGER,
+	dataset_id INTEGER,
+	device VARCHAR,
+	progress FLOAT NOT NULL,
+	message TEXT NOT NULL,
+	error TEXT,
+	log_path TEXT,
+	created_at DATETIME NOT NULL,
+	started_at DATETIME,
+	finished_at DATETIME,
+	cancel_requested BOOLEAN DEFAULT 0 NOT NULL, owner_host VARCHAR, owner_pid INTEGER, owner_started VARCHAR, owner_heartbeat DATETIME,
+	CONSTRAINT fk_jobs_output_version_id_model_versions FOREIGN KEY(output_version_id) REFERENCES model_versions (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_jobs_dataset_id_datasets FOREIGN KEY(dataset_id) REFERENCES datasets (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_jobs_input_version_id_model_versions FOREIGN KEY(input_version_id) REFERENCES model_versions (id) ON DELETE RESTRICT
+);
+CREATE TABLE "measurements" (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	version_id INTEGER NOT NULL,
+	dataset_id INTEGER,
+	reference_version_id INTEGER,
+	job_id INTEGER,
+	device VARCHAR NOT NULL,
+	runtime VARCHAR NOT NULL,
+	provider VARCHAR,
+	batch INTEGER NOT NULL,
+	threads INTEGER,
+	accuracy JSON,
+	fidelity JSON,
+	latency_p50_ms FLOAT,
+	latency_p90_ms FLOAT,
+	latency_p99_ms FLOAT,
+	latency_mean_ms FLOAT,
+	latency_std_ms FLOAT,
+	throughput_per_s FLOAT,
+	runs INTEGER,
+	samples INTEGER,
+	size_bytes BIGINT,
+	params BIGINT,
+	environment JSON NOT NULL,
+	created_at DATETIME NOT NULL,
+	timing JSON DEFAULT '{}' NOT NULL,
+	CONSTRAINT fk_measurements_reference_version_id_model_versions FOREIGN KEY(reference_version_id) REFERENCES model_versions (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_measurements_version_id_model_versions FOREIGN KEY(version_id) REFERENCES model_versions (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_measurements_dataset_id_datasets FOREIGN KEY(dataset_id) REFERENCES datasets (id) ON DELETE RESTRICT,
+	CONSTRAINT fk_measurements_job_id_jobs FOREIGN KEY(job_id) REFERENCES jobs (id) ON DELETE SET NULL
+);
+INSERT INTO "measurements" VALUES(1,1,NULL,NULL,NULL,'cpu','onnxruntime','CPUExecutionProvider',1,2,NULL,NULL,0.1,0.12,0.2,0.11,0.01,9000.0,100,0,1000,650,'{"onnxruntime": "1.31"}','2025-06-01 08:00:05.000000','{"p50_ci95": [0.098, 0.102], "noise": null}');
+CREATE TABLE "model_versions" (
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+	name VARCHAR NOT NULL,
+	parent_id INTEGER,
+	format VARCHAR NOT NULL,
+	artifact VARCHAR NOT NULL,
+	main_file VARCHAR NOT NULL,
+	weights_file VARCHAR,
+	files JSON NOT NULL,
+	size_bytes BIGINT NOT NULL,
+	params BIGINT,
+	macs BIGINT,
+	inputs JSON NOT NULL,
+	outputs JSON NOT NULL,
+	technique VARCHAR,
+	technique_params JSON NOT NULL,
+	source_path TEXT,
+	source_sha256 VARCHAR,
+	trusted BOOLEAN NOT NULL,
+	created_at DATETIME NOT NULL,
+	notes TEXT NOT NULL,
+	details JSON DEFAULT '{}' NOT NULL,
+	CONSTRAINT fk_model_versions_parent_id_model_versions FOREIGN KEY(parent_id) REFERENCES model_versions (id) ON DELETE RESTRICT
+);
+INSERT INTO "model_versions" VALUES(1,'baseline',NULL,'onnx','ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb','model.onnx',NULL,'["model.onnx"]',1000,650,4000,'[{"name": "x", "shape": ["batch", 64], "dtype": "float32"}]','[{"name": "y", "shape": ["batch", 10], "dtype": "float32"}]','import','{}',NULL,NULL,0,'2025-06-01 08:00:01.000000','','{}');
+CREATE TABLE project (
+	id INTEGER NOT NULL,
+	name VARCHAR NOT NULL,
+	created_at DATETIME NOT NULL,
+	app_version VARCHAR NOT NULL,
+	CONSTRAINT pk_project PRIMARY KEY (id)
+);
+INSERT INTO "project" VALUES(1,'digits 0005','2025-06-01 08:00:00.000000','0.1.0');
+CREATE INDEX ix_model_versions_artifact ON model_versions (artifact);
+CREATE INDEX ix_model_versions_name ON model_versions (name);
+CREATE INDEX ix_model_versions_parent_id ON model_versions (parent_id);
+CREATE INDEX ix_jobs_dataset_id ON jobs (dataset_id);
+CREATE INDEX ix_jobs_state ON jobs (state);
+CREATE INDEX ix_jobs_output_version_id ON jobs (output_version_id);
+CREATE INDEX ix_jobs_input_version_id ON jobs (input_version_id);
+CREATE INDEX ix_measurements_job_id ON measurements (job_id);
+CREATE INDEX ix_measurements_reference_version_id ON measurements (reference_version_id);
+CREATE INDEX ix_measurements_dataset_id ON measurements (dataset_id);
+CREATE INDEX ix_measurements_version_id ON measurements (version_id);
+DELETE FROM "sqlite_sequence";
+INSERT INTO "sqlite_sequence" VALUES('model_versions',1);
+INSERT INTO "sqlite_sequence" VALUES('jobs',0);
+INSERT INTO "sqlite_sequence" VALUES('measurements',1);
+COMMIT;
+"""

@@ -52,11 +52,10 @@ class CompareModel(QAbstractTableModel):
     def cell(self, row: int, column: int) -> tuple[str, str, int]:
         """Value text, delta text and delta sign (+1 better, -1 worse, 0 none) of one cell."""
         metric, fig = METRICS[row], self._versions[column]
-        value = metric.value(fig)
         if column == 0:
-            return metric.text(value), "", 0
+            return metric.shown(fig), "", 0
         delta, sign = metric.change(self._versions[0], fig)
-        return metric.text(value), delta, sign
+        return metric.shown(fig), delta, sign
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -70,6 +69,17 @@ class CompareModel(QAbstractTableModel):
             return QBrush(BETTER if sign > 0 else WORSE)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tip(index.row(), index.column())
+        return None
+
+    def _tip(self, row: int, column: int) -> str | None:
+        """Why a figure is missing or what stands behind it: energy's reason, a CPU fallback."""
+        metric, fig = METRICS[row], self._versions[column]
+        if metric.kind == "joules" and fig.energy_j is None:
+            return fig.energy_missing
+        if metric.attr in ("latency_ms", "throughput_per_s") and fig.cpu_fallback:
+            return fig.cpu_fallback
         return None
 
     def to_csv(self) -> str:

@@ -46,6 +46,11 @@ class VersionFigures:
     speed: dict[str, Any] | None = field(default=None, compare=False)  # paired, against the parent
     noise: str | None = None  # "noisy: …" when the latest timing is not to be trusted as it stands
     latency_ci95: tuple[float, float] | None = None  # where the latest p50 lies, 95 % of the time
+    energy_j: float | None = None  # joules per inference of the latest measurement; never 0 for none
+    energy_missing: str | None = None  # why it has none (studio.measurements.energy_missing)
+    peak_memory_bytes: int | None = None  # peak GPU memory of the latest measurement
+    cpu_fallback: str | None = None  # "12 of 140 nodes ran on the CPU" where a GPU provider was asked for
+    sweep: tuple[SweepPoint, ...] = field(default=(), compare=False)  # the latest batch sweep
 
     @property
     def not_faster(self) -> bool:
@@ -78,14 +83,26 @@ class VersionFigures:
         return self.parent_id is None
 
 
+@dataclass(frozen=True)
+class SweepPoint:
+    """One batch of a sweep (`studio bench --sweep`)."""
+
+    batch: int
+    throughput_per_s: float | None
+    latency_ms: float | None
+    peak_memory_bytes: int | None
+    energy_j: float | None
+
+
 def version_figures(
     versions: Iterable[ModelVersion], measurements: Iterable[Measurement]
 ) -> list[VersionFigures]:
     """Each version with the figures of its latest measurement (measurements come oldest first)."""
-    from studio.measurements import speeds_against_parents
+    from studio.measurements import speeds_against_parents, sweeps_by_version
 
     versions, measurements = list(versions), list(measurements)
     speeds = speeds_against_parents(versions, measurements)
+    sweeps = sweeps_by_version(measurements)
     latest: dict[int, Measurement] = {}
     counts: dict[int, int] = {}
     for m in measurements:
@@ -97,12 +114,17 @@ def version_figures(
             latest.get(v.id),
             counts.get(v.id, 0),
             speeds.get(v.id),
+            sweeps.get(v.id, ()),
         )
         for v in versions
     ]
 
 
-def _figures(v: ModelVersion, m: Measurement | None, count: int, speed: dict | None) -> VersionFigures:
+def _figures(
+    v: ModelVersion, m: Measurement | None, count: int, speed: dict | None, sweep: Sequence[Measurement] = ()
+) -> VersionFigures:
+    from studio.measurements import energy_missing
+
     base = dict(
         id=v.id,
         name=v.name,
@@ -116,6 +138,12 @@ def _figures(v: ModelVersion, m: Measurement | None, count: int, speed: dict | N
         notes=v.notes,
         details=dict(v.details or {}),
         speed=speed,
+        sweep=tuple(
+            SweepPoint(
+                s.batch, s.throughput_per_s, s.latency_p50_ms, s.peak_memory_bytes, s.energy_per_inference_j
+            )
+            for s in sweep
+        ),
     )
     if m is None:
         return VersionFigures(**base)
@@ -129,6 +157,10 @@ def _figures(v: ModelVersion, m: Measurement | None, count: int, speed: dict | N
         measured_on=_settings_text(m),
         noise=(m.timing or {}).get("noise"),
         latency_ci95=_interval((m.timing or {}).get("p50_ci95")),
+        energy_j=m.energy_per_inference_j,
+        energy_missing=energy_missing(m),
+        peak_memory_bytes=m.peak_memory_bytes,
+        cpu_fallback=((m.execution or {}).get("placement") or {}).get("fallback"),
     )
 
 
@@ -169,10 +201,17 @@ class Metric:
     title: str
     attr: str
     lower_is_better: bool
-    kind: str  # "bytes", "count", "ms", "rate", "fraction"
+    kind: str  # "bytes", "count", "ms", "rate", "fraction", "joules"
 
     def value(self, f: VersionFigures) -> float | None:
         return getattr(f, self.attr)
+
+    def shown(self, f: VersionFigures) -> str:
+        """The cell's text: energy the hardware could not give reads "not available on this machine"."""
+        value = self.value(f)
+        if value is None and self.kind == "joules" and f.energy_missing not in (None, tables.NOT_MEASURED):
+            return tables.NOT_AVAILABLE
+        return self.text(value)
 
     def text(self, value: float | None) -> str:
         if value is None:
@@ -183,6 +222,7 @@ class Metric:
             "ms": millis,
             "rate": lambda v: f"{v:.1f} /s",
             "fraction": percent,
+            "joules": joules,
         }[self.kind](value)
 
     def change(self, reference: VersionFigures, other: VersionFigures) -> tuple[str, int]:
@@ -214,8 +254,14 @@ class Metric:
         return (f"{1 / ratio:.2f}× {_WORSE_WORDS[self.kind]}", -1)
 
 
-_BETTER_WORDS = {"bytes": "smaller", "count": "fewer", "ms": "faster", "rate": "faster"}
-_WORSE_WORDS = {"bytes": "larger", "count": "more", "ms": "slower", "rate": "slower"}
+_BETTER_WORDS = {
+    "bytes": "smaller",
+    "count": "fewer",
+    "ms": "faster",
+    "rate": "faster",
+    "joules": "less energy",
+}
+_WORSE_WORDS = {"bytes": "larger", "count": "more", "ms": "slower", "rate": "slower", "joules": "more energy"}
 
 METRICS: tuple[Metric, ...] = (
     Metric("Size", "size_bytes", True, "bytes"),
@@ -226,6 +272,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("Throughput", "throughput_per_s", False, "rate"),
     Metric("Top-1 accuracy", "accuracy", False, "fraction"),
     Metric("Min. cosine to reference", "cosine_min", False, "fraction"),
+    Metric("Energy per inference", "energy_j", True, "joules"),
+    Metric("Peak GPU memory", "peak_memory_bytes", True, "bytes"),
 )
 
 
@@ -243,3 +291,7 @@ def percent(x: float | None) -> str:
 
 def millis(x: float | None) -> str:
     return tables.millis(x, missing=_MISSING)
+
+
+def joules(x: float | None) -> str:
+    return tables.joules(x, missing=_MISSING)

@@ -1,4 +1,5 @@
-"""Results charts (pyqtgraph): accuracy against latency with the Pareto front, size and latency bars.
+"""Results charts (pyqtgraph): accuracy against latency (or energy per inference) with the Pareto
+front, size and latency bars, throughput by batch of a batch sweep.
 
 Each chart is one ``GraphicsLayoutWidget`` so that it exports as one picture, and draws from
 arrays in a single ``setData`` call, so a thousand versions redraw in a few milliseconds.
@@ -14,7 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from studio.tables import pareto_front
+from studio.tables import NOT_AVAILABLE, NOT_MEASURED, human_bytes, joules, pareto_front
 from studio.ui.models.figures import VersionFigures
 
 FAMILY_COLOURS = {
@@ -67,8 +68,21 @@ def style_plot(plot: pg.PlotItem, left: str, bottom: str) -> None:
     plot.showGrid(x=True, y=True, alpha=0.15)
 
 
+# The scatter's x axis: what it reads from a version, its title, and how a tip writes one value
+X_AXES = {
+    "latency": ("Latency p50 (ms)", lambda f: f.latency_ms, lambda x: f"{x:.3f} ms"),
+    "energy": (
+        "Energy per inference (mJ)",
+        lambda f: None if f.energy_j is None else 1e3 * f.energy_j,
+        lambda x: joules(x / 1e3) + " per inference",
+    ),
+}
+
+
 class ResultsScatter(pg.GraphicsLayoutWidget):
-    """Accuracy (top-1 %) against latency (p50 ms); hover names the version, click selects it."""
+    """Accuracy (top-1 %) against latency (p50 ms) or energy per inference (``set_x_axis``);
+    hover names the version, click selects it. A version without the figure is left out, never
+    drawn at 0; when none has it, the plot says why."""
 
     version_clicked = Signal(int)
 
@@ -92,11 +106,26 @@ class ResultsScatter(pg.GraphicsLayoutWidget):
         self._by_id: dict[int, VersionFigures] = {}
         self._points: dict[int, tuple[float, float]] = {}
         self.front_ids: list[int] = []
+        self.x_axis = "latency"
+        self._figures: list[VersionFigures] = []
+        self._selected: int | None = None
+        self.message = pg.TextItem("", color=axis_pen(), anchor=(0.5, 0.5))
+        self.message.setParentItem(self.plot.vb)
+        self.plot.vb.sigResized.connect(self._place_message)
+
+    def set_x_axis(self, key: str) -> None:
+        self.x_axis = key
+        self.plot.setLabel("bottom", X_AXES[key][0])
+        self.set_figures(self._figures, self._selected)
 
     def set_figures(self, figures: Sequence[VersionFigures], selected: int | None = None) -> None:
-        measured = [f for f in figures if f.latency_ms is not None and f.accuracy is not None]
+        self._figures, self._selected = list(figures), selected
+        x_of = X_AXES[self.x_axis][1]
+        measured = [f for f in figures if x_of(f) is not None and f.accuracy is not None]
         self._by_id = {f.id: f for f in measured}
-        xs = np.array([f.latency_ms for f in measured], dtype=float)
+        self.message.setText(self._why_empty(figures) if not measured else "")
+        self._place_message()
+        xs = np.array([x_of(f) for f in measured], dtype=float)
         ys = np.array([100 * f.accuracy for f in measured], dtype=float)
         self._points = {f.id: (x, y) for f, x, y in zip(measured, xs, ys, strict=True)}
         self.scatter.setData(
@@ -140,7 +169,20 @@ class ResultsScatter(pg.GraphicsLayoutWidget):
             self.plot.addItem(label)
             self._labels.append(label)
 
+    def _why_empty(self, figures: Sequence[VersionFigures]) -> str:
+        if self.x_axis != "energy":
+            return ""
+        reasons = sorted({f.energy_missing for f in figures if f.energy_missing not in (None, NOT_MEASURED)})
+        if reasons:
+            return f"Energy per inference: {NOT_AVAILABLE}\n" + "\n".join(reasons)
+        return "No version with an accuracy has an energy figure yet"
+
+    def _place_message(self, *_args) -> None:
+        rect = self.plot.vb.boundingRect()
+        self.message.setPos(rect.center())
+
     def set_selected(self, version_id: int | None) -> None:
+        self._selected = version_id
         point = self._points.get(version_id) if version_id is not None else None
         self.highlight.setData([point[0]] if point else [], [point[1]] if point else [])
 
@@ -148,7 +190,9 @@ class ResultsScatter(pg.GraphicsLayoutWidget):
         f = self._by_id.get(data)
         if f is None:
             return ""
-        return f"{f.label}\n{f.technique or 'import'}\n{x:.3f} ms, {y:.2f} % top-1"
+        shown = X_AXES[self.x_axis][2](x)
+        fallback = f"\n{f.cpu_fallback}" if f.cpu_fallback else ""
+        return f"{f.label}\n{f.technique or 'import'}\n{shown}, {y:.2f} % top-1{fallback}"
 
     def _clicked(self, _item, points, _event=None) -> None:
         if len(points):
@@ -201,3 +245,62 @@ class SizeLatencyBars(pg.GraphicsLayoutWidget):
                 if 0 <= index < len(self._ids) and abs(x - index) <= 0.3:
                     self.version_clicked.emit(self._ids[index])
                 return
+
+
+class SweepChart(pg.GraphicsLayoutWidget):
+    """Throughput by batch of the selected version's latest batch sweep (`studio bench --sweep`),
+    on a log-2 batch axis; a hover gives each batch's p50, peak GPU memory and energy."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        themed(self)
+        self.setObjectName("sweepChart")
+        self.plot = self.addPlot()
+        style_plot(self.plot, "Throughput (samples/s)", "Batch")
+        self.line = pg.PlotDataItem(pen=pg.mkPen(FAMILY_COLOURS["quantize"], width=2))
+        self.points = pg.ScatterPlotItem(size=10, hoverable=True, tip=self._tip, brush=brush("#1e88e5"))
+        self.plot.addItem(self.line)
+        self.plot.addItem(self.points)
+        self.message = pg.TextItem("", color=axis_pen(), anchor=(0.5, 0.5))
+        self.message.setParentItem(self.plot.vb)
+        self.rows: list[dict] = []
+
+    def set_version(self, figures: VersionFigures | None) -> None:
+        points = [p for p in (figures.sweep if figures else ()) if p.throughput_per_s is not None]
+        self.rows = [
+            {
+                "batch": p.batch,
+                "throughput_per_s": p.throughput_per_s,
+                "latency_p50_ms": p.latency_ms,
+                "peak_memory_bytes": p.peak_memory_bytes,
+                "energy_per_inference_j": p.energy_j,
+            }
+            for p in points
+        ]
+        xs = np.log2(np.array([p.batch for p in points], dtype=float))
+        ys = np.array([p.throughput_per_s for p in points], dtype=float)
+        self.line.setData(xs, ys)
+        self.points.setData(x=xs, y=ys, data=list(range(len(points))))
+        self.plot.getAxis("bottom").setTicks(
+            [[(float(x), str(p.batch)) for x, p in zip(xs, points, strict=True)]]
+        )
+        self.plot.enableAutoRange()
+        if points:  # from 0: a sweep that gains 2 % must not look like one that doubles
+            self.plot.setYRange(0, float(ys.max()) * 1.1, padding=0)
+            self.message.setText("")
+        elif figures is None:
+            self.message.setText("Select a version to see its throughput by batch")
+        else:
+            self.message.setText(
+                f"No batch sweep of {figures.label} yet:\nstudio bench v{figures.id} --sweep"
+            )
+        self.message.setPos(self.plot.vb.boundingRect().center())
+
+    def _tip(self, x: float, y: float, data) -> str:
+        row = self.rows[int(data)]
+        energy = row["energy_per_inference_j"]
+        return (
+            f"batch {row['batch']}: {y:.1f} samples/s\np50 {row['latency_p50_ms']:.3f} ms"
+            f"\npeak GPU memory {human_bytes(row['peak_memory_bytes'])}"
+            + ("" if energy is None else f"\n{joules(energy)} per inference")
+        )

@@ -1,5 +1,6 @@
-"""The Charts tab: results scatter, size and latency bars, before/after table, sensitivity chart;
-every chart exports as PNG or SVG and its data as CSV."""
+"""The Charts tab: results scatter (x axis: latency or energy per inference), size and latency
+bars, before/after table, sensitivity chart, throughput by batch of a sweep; every chart exports as
+PNG or SVG and its data as CSV."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -23,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from studio.ui.models.compare_model import CompareModel
 from studio.ui.models.figures import VersionFigures
-from studio.ui.widgets.charts import ResultsScatter, SizeLatencyBars
+from studio.ui.widgets.charts import X_AXES, ResultsScatter, SizeLatencyBars, SweepChart
 from studio.ui.widgets.sensitivity_chart import SensitivityChart
 
 _FIGURE_FIELDS = (
@@ -40,6 +42,10 @@ _FIGURE_FIELDS = (
     "throughput_per_s",
     "accuracy",
     "cosine_min",
+    "energy_j",
+    "energy_missing",
+    "peak_memory_bytes",
+    "cpu_fallback",
     "measured_on",
 )
 
@@ -118,12 +124,14 @@ class ChartsView(QWidget):
         self.bars = SizeLatencyBars()
         self.before_after = BeforeAfter()
         self.sensitivity = SensitivityChart()
+        self.sweep = SweepChart()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("chartTabs")
         self.tabs.addTab(self.scatter, "Accuracy vs latency")
         self.tabs.addTab(self.bars, "Size and latency")
         self.tabs.addTab(self.before_after, "Before / after")
         self.tabs.addTab(self.sensitivity, "Layer sensitivity")
+        self.tabs.addTab(self.sweep, "Throughput by batch")
         for chart in (self.scatter, self.bars):
             chart.version_clicked.connect(self.version_clicked)
         self.legend = QLabel(
@@ -138,8 +146,15 @@ class ChartsView(QWidget):
         image.clicked.connect(self._export_image)
         data = QPushButton("Export data (CSV)…")
         data.clicked.connect(self._export_csv)
+        self.x_axis = QComboBox()
+        self.x_axis.setObjectName("scatterXAxis")
+        self.x_axis.setToolTip("The accuracy chart's horizontal axis")
+        for key, (title, _, _) in X_AXES.items():
+            self.x_axis.addItem(title, key)
+        self.x_axis.currentIndexChanged.connect(lambda _: self.scatter.set_x_axis(self.x_axis.currentData()))
         bar = QHBoxLayout()
         bar.addWidget(self.legend, 1)
+        bar.addWidget(self.x_axis)
         bar.addWidget(image)
         bar.addWidget(data)
         layout = QVBoxLayout(self)
@@ -165,6 +180,7 @@ class ChartsView(QWidget):
         parent = by_id.get(current.parent_id) if current and current.parent_id is not None else None
         self.before_after.set_pair(parent, current)
         self.sensitivity.set_details(current.label if current else "", current.details if current else None)
+        self.sweep.set_version(current)
 
     # -- export ---------------------------------------------------------------------------------
 
@@ -188,6 +204,8 @@ class ChartsView(QWidget):
             text = self.before_after.model.to_csv()
         elif widget is self.sensitivity:
             text = rows_csv(self.sensitivity.rows)
+        elif widget is self.sweep:
+            text = rows_csv(self.sweep.rows)
         else:
             text = figures_csv(self.figures)
         Path(path).write_text(text, encoding="utf-8")

@@ -519,6 +519,28 @@ def _bench_sweep(args, project, engine, version, dataset, settings) -> dict:
     }
 
 
+def _register_target(sub) -> None:
+    p = sub.add_parser(
+        "target",
+        help="where the project's models will run: every step is measured there (default: cpu)",
+    )
+    p.add_argument("device", nargs="?", metavar="DEVICE", help="cpu or cuda:N; without it, print the target")
+    project_arg(p)
+    json_arg(p)
+    p.set_defaults(handler=_cmd_target)
+
+
+def _cmd_target(args: argparse.Namespace) -> int:
+    from studio.project import Project
+
+    if not (args.project / DATABASE_NAME).is_file():
+        raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
+    with Project.open(args.project) as project:
+        device = project.target_device if args.device is None else project.set_target_device(args.device)
+    emit(args, {"target_device": device}, lambda d: f"target device: {d['target_device']}")
+    return 0
+
+
 def _register_devices(sub) -> None:
     p = sub.add_parser("devices", help="CPUs, CUDA GPUs, ONNX Runtime providers and TensorRT on this machine")
     json_arg(p)
@@ -871,4 +893,5 @@ _COMMANDS = [
     _register_jobs,
     _register_plugins,
     _register_devices,
+    _register_target,
 ]

@@ -131,6 +131,23 @@ class Project:
     def database_path(self) -> Path:
         return self._root / DATABASE_NAME
 
+    # -- where its models run ------------------------------------------------------------------
+
+    @property
+    def target_device(self) -> str:
+        """Where the project's models will be deployed ("cpu" unless set): every step's before/after
+        measurement runs there, so that the speed-ups it prints are the ones that count."""
+        return self._store.project().target_device
+
+    def set_target_device(self, device: str) -> str:
+        """Set the target device, refused in one sentence when this machine cannot measure there
+        (no such GPU, or an ONNX Runtime without CUDA, which would time the CPU instead)."""
+        from studio.core.runtime import check_provider, parse_device, provider_name
+
+        device = parse_device(device)
+        check_provider(provider_name(None, device), device)
+        return self._store.set_target_device(device).target_device
+
     @property
     def artifacts_dir(self) -> Path:
         return self._root / ARTIFACTS_DIR

@@ -58,9 +58,12 @@ class PoolSettings:
         return LocalPool(devices=None if self.gpus is None else list(self.gpus), cpu_workers=self.cpu_workers)
 
 
-def settings_for_device(executor: str, device: str, *, cpu_workers: int = 1) -> PoolSettings:
+def settings_for_device(
+    executor: str, device: str, *, cpu_workers: int = 1, measured_on: str = "cpu"
+) -> PoolSettings:
     """The workers a command needs for jobs on ``device``: that GPU's worker when it names one, every
-    GPU's for "auto", beside ``cpu_workers`` CPU workers for the measurements (which run on the CPU)."""
+    GPU's for "auto", beside ``cpu_workers`` CPU workers, and the worker of ``measured_on``, the
+    project's target device, where its measurements run."""
     parse_executor(executor)  # a typo is refused before any process starts
     if _CUDA_INDEX.fullmatch(device):
         gpus: tuple[str, ...] = (device,)
@@ -74,4 +77,6 @@ def settings_for_device(executor: str, device: str, *, cpu_workers: int = 1) -> 
         gpus = tuple(f"cuda:{d['index']}" for d in cuda_devices()[:1])
     else:
         gpus = ()
+    if _CUDA_INDEX.fullmatch(measured_on) and measured_on not in gpus:
+        gpus = (*gpus, measured_on)
     return PoolSettings(cpu_workers=max(1, cpu_workers), gpus=gpus, executor=executor)

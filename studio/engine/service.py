@@ -12,6 +12,7 @@ the parent's, when the parent has none taken the same way) and, in a recipe, the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -138,8 +139,10 @@ class Engine:
         ``min_fidelity`` turns the gate's warning into a refusal: a step's result that follows its
         parent less closely than that on held-out samples is not recorded (see studio.core.gate).
         """
-        pool = settings_for_device(executor, device, cpu_workers=cpu_workers).make_pool()
-        return cls(project, pool, min_fidelity=min_fidelity)
+        settings = settings_for_device(
+            executor, device, cpu_workers=cpu_workers, measured_on=project.target_device
+        )
+        return cls(project, settings.make_pool(), min_fidelity=min_fidelity)
 
     @property
     def project(self) -> Project:
@@ -202,8 +205,8 @@ class Engine:
         the CPU (studio.engine.placement); ``ranks`` runs a training step as data-parallel ranks.
         """
         return self._submit_step(
-            version, technique, params, as_dataset(dataset), (device, tuple(ranks), False), threads, name, measure,
-            (), False,
+            version, technique, params, as_dataset(dataset), (device, tuple(ranks), False), threads, name,
+            self._on_target(measure), (), False,
         )  # fmt: skip
 
     def submit_recipe(
@@ -220,7 +223,7 @@ class Engine:
         first, *rest = plan_recipe(recipe, data)
         return self._submit_step(
             version, first.technique, first.params, first.dataset, (device, tuple(ranks), True), threads, first.name,
-            AUTO_MEASURE, tuple(rest), False,
+            self._on_target(AUTO_MEASURE), tuple(rest), False,
         )  # fmt: skip
 
     def submit_measure(
@@ -267,6 +270,7 @@ class Engine:
     ) -> StepOutcome:
         """Run one step and the measurements that follow it; the outcome once all have ended."""
         spec = as_dataset(dataset)
+        measure = self._on_target(measure)
         job_id = self._submit_step(
             version, technique, params, spec, (device, tuple(ranks), False), threads, name, measure, (), True
         )
@@ -287,10 +291,11 @@ class Engine:
     ) -> Iterator[StepOutcome]:
         """Run the recipe's steps in order, each on the version the one before made."""
         planned = plan_recipe(recipe, data)
+        measure = self._on_target(AUTO_MEASURE)
         first, *rest = planned
         job_id: int | None = self._submit_step(
             version, first.technique, first.params, first.dataset, (device, tuple(ranks), True), threads, first.name,
-            AUTO_MEASURE, tuple(rest), True,
+            measure, tuple(rest), True,
         )  # fmt: skip
         total = len(planned)
         for index, step in enumerate(planned):
@@ -300,9 +305,7 @@ class Engine:
                     on_progress((i + fraction) / total, f"step {i + 1}/{total} {name}: {message}")
 
             assert job_id is not None
-            outcome, follow = self._outcome(
-                job_id, version, AUTO_MEASURE, step.dataset, scaled, should_cancel
-            )
+            outcome, follow = self._outcome(job_id, version, measure, step.dataset, scaled, should_cancel)
             yield outcome
             version, job_id = outcome.version, follow.next_job
             if index + 1 < total and job_id is None:
@@ -381,6 +384,12 @@ class Engine:
         if record.state == "cancelled":
             raise JobCancelled(f"job {job_id} was cancelled; nothing of it was kept")
         raise StudioError(record.error or f"job {job_id} ended {record.state}")
+
+    def _on_target(self, measure: BenchmarkSettings | None) -> BenchmarkSettings | None:
+        """The measurement after a step, on the project's target device (where its models will run)."""
+        if measure is AUTO_MEASURE:
+            return dataclasses.replace(measure, device=self._project.target_device)
+        return measure
 
     def _cancel_wanted(self, job_id: int, should_cancel: CancelWanted | None) -> bool:
         if should_cancel is not None and should_cancel():

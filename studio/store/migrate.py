@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from studio.store.db import DatabaseDamagedError, SchemaError
 
-HEAD_REVISION = "0006_measurement_execution"
+HEAD_REVISION = "0007_project_target_device"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 

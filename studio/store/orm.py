@@ -77,6 +77,9 @@ class ProjectModel(BaseModel):
     name: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     app_version: Mapped[str] = mapped_column(String)
+    target_device: Mapped[str] = mapped_column(
+        String, default="cpu", server_default="cpu"
+    )  # steps measured there
 
 
 class DatasetModel(BaseModel):

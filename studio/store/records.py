@@ -47,6 +47,7 @@ class ProjectRecord(_Record):
     name: str
     created_at: datetime
     app_version: str
+    target_device: str = "cpu"  # where the models will run: every step's measurement runs there
 
 
 @dataclass(frozen=True)

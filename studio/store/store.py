@@ -141,6 +141,16 @@ class Store:
             session.flush()
             return _project_record(row)
 
+    def set_target_device(self, device: str) -> ProjectRecord:
+        """Where the project's models will run ("cpu", "cuda:N"): every step's measurement runs there."""
+        with self._session() as session:
+            row = session.get(ProjectModel, 1)
+            if row is None:
+                raise StoreError("the project database has no project record")
+            row.target_device = device
+            session.flush()
+            return _project_record(row)
+
     # -- model versions ------------------------------------------------------------------------
 
     def add_version(
@@ -619,7 +629,9 @@ def _stamp_job_times(row: JobModel, changes: Mapping[str, Any]) -> None:
 
 
 def _project_record(row: ProjectModel) -> ProjectRecord:
-    return ProjectRecord(name=row.name, created_at=row.created_at, app_version=row.app_version)
+    return ProjectRecord(
+        name=row.name, created_at=row.created_at, app_version=row.app_version, target_device=row.target_device
+    )
 
 
 def _version_record(row: ModelVersionModel) -> ModelVersion:

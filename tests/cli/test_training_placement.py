@@ -1,5 +1,6 @@
 """Where `studio optimize` trains: a free GPU by default, the CPU with a clear word where there is
-none, data-parallel ranks when asked, and one sentence for ranks that cannot be."""
+none, data-parallel ranks when asked, and one sentence for ranks that cannot be; and where its
+result is measured: the project's target device."""
 
 from __future__ import annotations
 
@@ -93,3 +94,41 @@ def test_ranks_that_cannot_be_are_refused_in_one_sentence_before_anything_is_wri
         assert gpus.returncode == 2
         assert "there is no GPU 0 on this machine (it has none)" in gpus.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_the_target_device_is_where_steps_are_measured(studio_cli, model, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    assert studio_cli("target", "--project", project).returncode == 2  # no project yet: nothing made
+    assert not project.exists()
+    arch, weights, data = model
+    made = studio_cli("import", arch, "--weights", weights, "--trust", "--project", project)
+    assert made.returncode == 0, made.stderr
+    assert studio_cli("target", "--project", project, "--json").json() == {"target_device": "cpu"}
+    if not cuda_devices():
+        refused = studio_cli("target", "cuda:0", "--project", project)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().endswith("there is no CUDA device 0 on this machine (it has none)")
+        assert studio_cli("target", "--project", project).stdout.strip() == "target device: cpu"
+    stepped = studio_cli(
+        "optimize", "v1", "prune.structured", "--data", data, "--set", "finetune_epochs=0", "--project", project,
+        "--json", timeout=300,
+    )  # fmt: skip
+    assert stepped.returncode == 0, stepped.stderr
+    assert stepped.json()["measurements"]["device"] == "cpu"
+
+
+@pytest.mark.gpu
+def test_a_gpu_target_measures_every_step_on_that_gpu(studio_cli, model, tmp_path: Path) -> None:
+    import onnxruntime
+
+    if not cuda_devices() or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("needs a CUDA GPU and onnxruntime-gpu")
+    project = tmp_path / "p"
+    arch, weights, data = model
+    assert studio_cli("import", arch, "--weights", weights, "--trust", "--project", project).returncode == 0
+    assert studio_cli("target", "cuda:0", "--project", project).returncode == 0
+    stepped = studio_cli(
+        "optimize", "v1", "quantize.fp16", "--data", data, "--project", project, "--json", timeout=300
+    )
+    assert stepped.returncode == 0, stepped.stderr
+    assert stepped.json()["measurements"]["device"] == "cuda:0"

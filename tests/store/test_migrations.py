@@ -470,6 +470,8 @@ def test_a_database_saved_by_schema_0005_opens_with_no_energy_or_memory(tmp_path
         )
         assert new.id == 2 and store.get_measurement(2).execution["energy"] == {"source": "nvml"}
         assert store.get_measurement(2).peak_memory_bytes == 3 << 20
+        assert store.project().target_device == "cpu"  # where it was always measured
+        assert store.set_target_device("cuda:1").target_device == store.project().target_device == "cuda:1"
         assert store.integrity_check() == "ok"
     assert _revision_in(db_path) == HEAD_REVISION
     engine = make_engine(db_path)

@@ -35,7 +35,7 @@ from studio.jobs.runner import WORKER_DEVICE_ENV
 from studio.jobs.worker import TechniqueJob
 
 MESSAGE_FD_ENV = "STUDIO_RANK_MESSAGES"  # the descriptor a rank writes its messages to
-CANCEL_GRACE_S = 5.0  # after a cancel, ranks still running after this are stopped by force
+CANCEL_GRACE_S = 2.0  # after a cancel, ranks still running are stopped, before the pool stops the job (3 s)
 FAILURE_SETTLE_S = 2.0  # after one rank fails, how long the others get to say why they end
 POLL_S = 0.2
 

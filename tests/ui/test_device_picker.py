@@ -231,27 +231,3 @@ def test_the_chosen_gpus_reach_the_engine(qtbot, window, demo_project: Path):
         qtbot.waitUntil(lambda: not error_dialogs())
     jobs = window.controller.session.project.store.list_jobs()
     assert [r.kind for r in jobs] == ["measure"]  # the demo's own: nothing was queued
-
-
-@pytest.mark.slow
-def test_a_training_step_on_automatic_trains_on_the_cpu_without_a_gpu(qtbot, window, demo_project: Path):
-    open_project(qtbot, window, demo_project)
-    wait_for_plugins(qtbot, window)
-    qtbot.waitUntil(lambda: bool(window.parts.devices_label.toolTip()), timeout=WAIT_MS)
-    panel = window.parts.optimize
-    assert window.gpus == []  # this machine: the picker offers automatic and the CPU only
-    assert [panel.device.itemData(i) for i in range(panel.device.count())] == ["auto", "cpu"]
-    panel.set_technique("prune.structured")
-    panel.dataset.set_source("digits")
-    panel.form.set_values({"ratio": 0.5, "finetune_epochs": 1, "batch_size": 256})  # fewer, faster steps
-    choose(qtbot, panel.device, "auto")
-    with qtbot.waitSignal(window.controller.job_added, timeout=WAIT_MS) as added:
-        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
-    job = added.args[0].id
-    jobs = window.parts.jobs.model
-    qtbot.waitUntil(lambda: jobs.find(job).state == "succeeded", timeout=WAIT_MS)
-    row = next(r for r in range(jobs.rowCount()) if jobs.row_at(r).id == job)
-    assert jobs.index(row, COLUMNS.index("Device")).data() == "cpu"  # the worker that ran it
-    store = window.controller.session.project.store
-    new = next(v for v in store.list_versions() if v.technique == "prune.structured")
-    assert "No GPU found: trained on the CPU in fp32." in new.notes

@@ -100,9 +100,32 @@ def _follow(path: Path, ended: Callable[[], bool]) -> None:
 
 
 def _window(argv: list[str]) -> int:
+    missing = _no_display()
+    if missing is not None:
+        print(f"studio: error: {missing}", file=sys.stderr)
+        return EXIT_USAGE
     from studio.ui.app import main as window
 
     return window(argv)
+
+
+def _no_display() -> str | None:
+    """The sentence for a window asked for where there is no display, or None.
+
+    Qt would abort the process (SIGABRT) after five lines about a missing xcb plugin, which is
+    not what is missing. A platform the user set (offscreen, vnc) is theirs to judge.
+    """
+    import os
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or (platform and not platform.startswith(("xcb", "wayland"))):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+        "the commands work without one: see `studio --help`, or try `studio demo --headless`"
+    )
 
 
 def _discard_stdout() -> None:
@@ -581,9 +604,7 @@ def _register_demo(sub) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.headless:
-        from studio.ui.app import main as window
-
-        return window(["--demo", *(["--project", str(args.project)] if args.project else [])])
+        return _window(["--demo", *(["--project", str(args.project)] if args.project else [])])
     from studio.cli_views import demo_text
     from studio.demo import run_demo
 

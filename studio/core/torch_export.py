@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,11 @@ from studio.core.torch_inputs import default_output_names, torch_example_inputs,
 
 if TYPE_CHECKING:
     import torch
+
+# One export at a time in a process. The exporters keep global state, and quieting them swaps the
+# process's stdout, warning filters and logger level: two exports on the window's background
+# threads at once (the two graphs of a comparison) left stdout pointing at a discarded buffer.
+_EXPORTING = threading.Lock()
 
 
 def export_onnx(
@@ -41,7 +47,7 @@ def export_onnx(
     names_out = list(output_names) if output_names else default_output_names(len(outputs))
     axes = _dynamic_axes(input_names, example_inputs, names_out, outputs) if dynamic_batch else None
     kwargs = dict(input_names=list(input_names), output_names=names_out, dynamic_axes=axes)
-    with atomic_path(out_path) as tmp, _quiet_export():
+    with _EXPORTING, atomic_path(out_path) as tmp, _quiet_export():
         try:
             _export_torchscript(module, example_inputs, tmp, opset=opset, **kwargs)
         except Exception:

@@ -8,12 +8,19 @@ Two pytest passes, in the environment a user has (bytecode written, no display n
    the command line, jobs, store, bundles, export and reports must need no Qt;
 2. the tests marked ``ui``, with Qt on the offscreen platform.
 
-Arguments go to both passes; a ``-m EXPR`` is combined with each pass's own selection. The closing line adds both passes up; the exit code is non-zero when
-either pass failed, or when neither ran a test.
+Each pass runs its tests in as many pytest processes as the machine has cores, up to four
+(pytest-xdist, part of the dev extra): most tests wait on real subprocesses, workers and files,
+and two processes on two cores took the suite from 18.5 to 13 minutes. ``-n N`` chooses another
+number (``-n 0``: one process), and without pytest-xdist the passes run in one process each.
+
+Arguments go to both passes; a ``-m EXPR`` is combined with each pass's own selection. The closing
+line adds both passes up; the exit code is non-zero when either pass failed, or when neither ran a
+test.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WITHOUT_QT = ROOT / "tests" / "without_qt"
 NO_TESTS_COLLECTED = 5
+MAX_PROCESSES = 4  # each test may start workers of its own: more processes only crowd the cores
 
 
 def _environment(*, qt: bool) -> dict[str, str]:
@@ -34,9 +42,18 @@ def _environment(*, qt: bool) -> dict[str, str]:
     return env
 
 
+def _processes(args: list[str]) -> list[str]:
+    """``-n N`` for pytest-xdist where it is installed and the caller chose no number."""
+    chosen = any(a in ("-n", "--numprocesses") or a.startswith(("-n", "--numprocesses=")) for a in args)
+    if chosen or importlib.util.find_spec("xdist") is None:
+        return []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ["-n", str(max(1, min(MAX_PROCESSES, cores)))]
+
+
 def _run_pass(title: str, args: list[str], *, qt: bool, report: Path) -> int:
     print(f"\n=== {title} ===", flush=True)
-    command = [sys.executable, "-m", "pytest", f"--junitxml={report}", *args]
+    command = [sys.executable, "-m", "pytest", f"--junitxml={report}", *_processes(args), *args]
     return subprocess.run(command, cwd=ROOT, env=_environment(qt=qt)).returncode
 
 

@@ -36,16 +36,21 @@ class Opener(QObject):
         self._last: Request | None = None  # the latest request, for a trust question about it
         self._roles: dict[str, str] = {}  # input values the user gave for the latest request
         controller.project_opened.connect(self._import_pending)
+        controller.model_imported.connect(self._remember)
 
     def open_model(self, path: Path, weights: Path | None = None) -> None:
         request = (Path(path), None if weights is None else Path(weights))
         self._last, self._roles = request, {}
-        self.settings.add_recent("models", request[0])
         if self.controller.session is None:
             self._pending = request
             self.controller.open_project(self.settings.data_folder / "projects" / "models", create=True)
         else:
             self.controller.import_model(request[0], weights=request[1])
+
+    def _remember(self, _version) -> None:
+        """Recent Models gets a file once it opened: one that failed is not offered again."""
+        if self._last is not None:
+            self.settings.add_recent("models", self._last[0])
 
     def open_project(self, path: Path, *, create: bool = False) -> None:
         self._leave_current(Path(path), lambda: self.controller.open_project(Path(path), create=create))

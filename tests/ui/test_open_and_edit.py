@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
 from uitools import UI_MARKS, WAIT_MS
 
 from studio.core.resources import resource
@@ -39,6 +39,26 @@ def test_opening_a_model_without_a_project_puts_it_in_the_models_project(qtbot, 
         "Gemm",
     }
     assert settings.recent("models")[0].endswith("digits_cnn.onnx")
+
+
+def test_a_file_that_fails_to_open_is_not_added_to_recent_models(qtbot, window, settings, tmp_path: Path):
+    from studio.ui.widgets.errors import ERROR_DIALOG_NAME
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    window.open_model(broken)
+
+    def dialog() -> QMessageBox | None:
+        found = [
+            w for w in QApplication.topLevelWidgets() if w.objectName() == ERROR_DIALOG_NAME and w.isVisible()
+        ]
+        return found[0] if found else None
+
+    qtbot.waitUntil(lambda: dialog() is not None, timeout=WAIT_MS)
+    assert "broken.onnx" in dialog().text() + dialog().informativeText()
+    qtbot.mouseClick(dialog().buttons()[0], Qt.MouseButton.LeftButton)
+    assert str(broken.resolve()) not in settings.recent("models")
+    assert not any("broken.onnx" in a.text() for menu in window.findChildren(QMenu) for a in menu.actions())
 
 
 def test_an_architecture_file_runs_only_once_trusted(qtbot, window, tmp_path: Path, _private_data_dir: Path):

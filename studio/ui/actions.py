@@ -89,6 +89,20 @@ def build_actions(window: QMainWindow, specs: Sequence[ActionSpec] = ACTIONS) ->
     return actions
 
 
+def add_panel_toggles(window: QMainWindow, docks: Sequence) -> None:
+    """Every dock's show/hide action at the end of the View menu: a panel closed with its × comes
+    back from there (Reset Layout brings back all of them, in their first places)."""
+    view = next(
+        (a.menu() for a in window.menuBar().actions() if a.menu() is not None and a.text() == "&View"),
+        None,
+    ) or window.menuBar().addMenu("&View")
+    view.addSeparator()
+    for dock in docks:
+        toggle = dock.toggleViewAction()
+        toggle.setStatusTip(f"Show or hide the {dock.windowTitle()} panel")
+        view.addAction(toggle)
+
+
 def update_enabled(actions: dict[str, QAction], *, project: bool, version: bool) -> None:
     for action in actions.values():
         needs = action.property("needs")

@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMainWindow
 
 from studio.jobs.events import JobEvent
-from studio.ui.actions import build_actions, update_enabled
+from studio.ui.actions import add_panel_toggles, build_actions, update_enabled
 from studio.ui.background import TaskFailed
 from studio.ui.controller import ProjectController
 from studio.ui.models.figures import VersionFigures
@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self.controller.setParent(self)
         self.parts = build_parts(self)
         self.actions = build_actions(self)
+        add_panel_toggles(self, self.parts.docks.values())
         self.current_version: int | None = None
         self.opener = Opener(self, self.controller, self.settings)
         self._follow_next_job = False

@@ -200,6 +200,21 @@ def test_window_layout_is_remembered(qtbot, make_window):
     assert second.size().width() == 1200
 
 
+def test_a_closed_panel_comes_back_from_the_view_menu(qtbot, window):
+    jobs = window.parts.docks["jobs"]
+    window.show()
+    qtbot.waitUntil(jobs.isVisible)
+    jobs.close()  # its title bar's ×
+    assert not jobs.isVisible()
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    entry = next(a for a in view.actions() if a.text() == "Jobs")
+    assert entry.isCheckable() and not entry.isChecked()
+    entry.trigger()
+    qtbot.waitUntil(jobs.isVisible)
+    assert entry.isChecked()
+    assert {a.text() for a in view.actions()} >= {"Lineage", "Optimize", "Recipe", "Jobs"}
+
+
 @pytest.mark.slow
 def test_a_recipe_runs_step_after_step_from_the_editor(qtbot, window, demo_project: Path):
     open_project(qtbot, window, demo_project)

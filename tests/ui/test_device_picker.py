@@ -231,3 +231,15 @@ def test_the_chosen_gpus_reach_the_engine(qtbot, window, demo_project: Path):
         qtbot.waitUntil(lambda: not error_dialogs())
     jobs = window.controller.session.project.store.list_jobs()
     assert [r.kind for r in jobs] == ["measure"]  # the demo's own: nothing was queued
+
+
+def test_another_technique_s_form_starts_at_its_top(qtbot, panel):
+    panel.resize(380, 420)  # short enough that a form scrolls
+    panel.set_technique("prune.structured")
+    bar = panel.parameters.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(bar.maximum())  # the user scrolled down to the last parameter
+    panel.technique.setFocus()
+    qtbot.keyClick(panel.technique, Qt.Key.Key_Down)  # the next technique, from the keyboard
+    assert panel.technique.currentData() != "prune.structured"
+    assert bar.value() == 0

@@ -195,6 +195,8 @@ class OptimizePanel(QWidget):
         self.target.setWordWrap(True)
         self.technique = ElidedComboBox()
         self.technique.setObjectName("techniquePicker")
+        self.parameters = QScrollArea()  # the technique's help and form
+        self.parameters.setObjectName("parameterScroll")
         self.technique.currentIndexChanged.connect(self._on_technique)
         self.help = QLabel()
         self.help.setWordWrap(True)
@@ -227,7 +229,7 @@ class OptimizePanel(QWidget):
         about_layout = QVBoxLayout(about)
         about_layout.addWidget(self.help)
         about_layout.addWidget(self.form, 1)
-        scroll = QScrollArea()
+        scroll = self.parameters
         scroll.setWidgetResizable(True)
         scroll.setWidget(about)
         common = QFormLayout()
@@ -307,6 +309,7 @@ class OptimizePanel(QWidget):
         self.run_button.setEnabled(label is not None and bool(self._entries))
 
     def _on_technique(self, *_args) -> None:
+        self.parameters.verticalScrollBar().setValue(0)  # another technique's form starts at its top
         entry = self._entries.get(self.technique.currentData())
         self.device.allow_ranks(self._trains())
         self._update_device_hint()

@@ -70,7 +70,14 @@ class StudioError(Exception):
 
     The command line prints it and exits with code 2; the window shows it in a dialog.
     Raise it before anything is written, so that a refused request leaves nothing behind.
+
+    ``str()`` is the command line's sentence, which may say which option to pass; ``window`` is
+    the same fact in the window's words (the Dataset picker, not ``--data``), where they differ.
     """
+
+    def __init__(self, message: str = "", *, window: str | None = None) -> None:
+        super().__init__(message)
+        self.window = window or message
 
 
 class UntrustedFileError(StudioError):
@@ -81,7 +88,7 @@ class UntrustedFileError(StudioError):
     """
 
     def __init__(self, message: str, *, path: Path | None = None, reason: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, window=reason)
         self.path = path
         self.reason = reason or message
 

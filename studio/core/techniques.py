@@ -140,7 +140,10 @@ def check_fits(technique: Technique, kind: str, has_dataset: bool, has_labels: b
         given = "ONNX" if kind == "onnx" else "PyTorch"
         raise ParameterError(f"{technique.name} takes {takes} models; this one is {given}")
     if technique.dataset in ("inputs", "labels") and not has_dataset:
-        raise ParameterError(f"{technique.name} needs a dataset: pass --data (for example --data digits)")
+        raise ParameterError(
+            f"{technique.name} needs a dataset: pass --data (for example --data digits)",
+            window=f"{technique.name} needs a dataset: choose one under Dataset (for example the digits sample)",
+        )
     if technique.dataset == "labels" and not has_labels:
         raise ParameterError(f"{technique.name} needs a dataset with labels")
 

@@ -200,6 +200,28 @@ def test_window_layout_is_remembered(qtbot, make_window):
     assert second.size().width() == 1200
 
 
+def test_a_step_without_its_dataset_is_refused_in_the_window_s_words(qtbot, window, demo_project: Path):
+    open_project(qtbot, window, demo_project)
+    wait_for_plugins(qtbot, window)
+    qtbot.waitUntil(lambda: window.current_version is not None, timeout=WAIT_MS)
+    choose_technique(window, "quantize.static")
+    picker = window.parts.optimize.dataset
+    picker.setCurrentIndex(picker.findData(""))  # "No dataset"
+    qtbot.mouseClick(window.parts.optimize.run_button, Qt.MouseButton.LeftButton)
+
+    def dialog() -> QMessageBox | None:
+        found = [
+            w for w in QApplication.topLevelWidgets() if w.objectName() == ERROR_DIALOG_NAME and w.isVisible()
+        ]
+        return found[0] if found else None
+
+    qtbot.waitUntil(lambda: dialog() is not None, timeout=WAIT_MS)
+    assert dialog().text() == (
+        "quantize.static needs a dataset: choose one under Dataset (for example the digits sample)"
+    )
+    assert "--" not in dialog().text()
+
+
 def test_a_closed_panel_comes_back_from_the_view_menu(qtbot, window):
     jobs = window.parts.docks["jobs"]
     window.show()

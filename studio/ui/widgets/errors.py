@@ -21,8 +21,8 @@ def error_sentence(error: BaseException) -> str:
     """What to tell the user about ``error``."""
     from studio.api import StudioError
 
-    if isinstance(error, StudioError):
-        return sentence_case(str(error).strip() or type(error).__name__)
+    if isinstance(error, StudioError):  # in the window's words where they differ from the command line's
+        return sentence_case(str(getattr(error, "window", "") or error).strip() or type(error).__name__)
     return f"Something went wrong inside the studio ({type(error).__name__}: {error})."
 
 

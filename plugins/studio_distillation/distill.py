@@ -102,6 +102,7 @@ class Distillation(Technique):
             le=10.0,
             description="Starting learning rate, lowered along a cosine to zero; 0 picks 3e-3 for "
             "adam (on the digits demo it reached in 2 epochs what 1e-3 reached in 6) and 0.05 for sgd.",
+            json_schema_extra={"automatic": 0.0},
         )
         batch_size: int = Field(64, ge=2, le=65536, description="Samples per training step.")
         optimizer: Literal["adam", "sgd"] = Field(

@@ -241,6 +241,20 @@ def test_optional_numbers_are_unset_until_switched_on(qtbot):
     assert (floor.minimum(), floor.maximum()) == (0.0, 1.0)
 
 
+def test_a_value_that_leaves_the_choice_to_the_technique_reads_automatic(qtbot):
+    from studio_distillation.distill import Distillation
+
+    form = TechniqueForm()
+    qtbot.addWidget(form)
+    form.set_schema(Distillation.Params.model_json_schema(), model_defaults(Distillation.Params))
+    rate = form.editor("learning_rate")
+    assert rate.text() == "automatic" and form.values()["learning_rate"] == 0.0
+    rate.setFocus()
+    qtbot.keyClick(rate, Qt.Key.Key_Up)  # one step up is a figure again
+    assert rate.text() != "automatic" and form.values()["learning_rate"] > 0
+    assert form.editor("epochs").text() == "10"  # a plain figure stays a figure
+
+
 def test_the_window_logic_below_the_widgets_needs_no_qt():
     """Session, pool settings, version views and figures are plain Python: usable headless."""
     import subprocess

@@ -45,6 +45,9 @@ class Field:
     exclusive_max: bool = False
     choices: tuple[Any, ...] = ()
     item_kind: str = "string"
+    # The value that leaves the choice to the technique (a learning rate of 0), shown as "automatic"
+    # rather than as a figure: a parameter declares it with json_schema_extra={"automatic": 0}.
+    automatic: Any = None
 
 
 def model_defaults(params_class) -> dict[str, Any]:
@@ -93,6 +96,7 @@ def _field(name: str, prop: dict, defs: dict) -> Field:
         exclusive_max="exclusiveMaximum" in prop,
         choices=tuple(prop.get("enum", ())),
         item_kind="enum" if "enum" in items else items.get("type", "string"),
+        automatic=prop.get("automatic"),
     )
 
 
@@ -119,9 +123,9 @@ class _Editor:
             low = -_INT_LIMIT if f.minimum is None else math.floor(f.minimum) + int(f.exclusive_min)
             high = _INT_LIMIT if f.maximum is None else math.ceil(f.maximum) - int(f.exclusive_max)
             spin.setRange(max(low, -_INT_LIMIT), min(high, _INT_LIMIT))
-            return spin
+            return _automatic(spin, f)
         if f.kind == "number":
-            return _number_box(f)
+            return _automatic(_number_box(f), f)
         line = QLineEdit()
         if f.kind == "array":
             hint = ", ".join(map(str, _array_choices(f))) or "comma-separated"
@@ -192,6 +196,13 @@ def _number_box(f: Field) -> QDoubleSpinBox:
     step = 1e-6  # an open interval (0, 1) becomes [0.000001, 0.999999]: the nearest values shown
     spin.setRange(low + step * f.exclusive_min, high - step * f.exclusive_max)
     spin.setSingleStep(0.01 if span <= 2 else 0.1 if span <= 100 else 1.0)
+    return spin
+
+
+def _automatic(spin, f: Field):
+    """Show the technique's "automatic" value as that word; a spin box can name only its minimum."""
+    if f.automatic is not None and float(f.automatic) == spin.minimum():
+        spin.setSpecialValueText("automatic")
     return spin
 
 

@@ -117,12 +117,12 @@ def importance(name: str) -> Any:
 
 
 def count(module: torch.nn.Module, example: tuple) -> tuple[int, int]:
-    """Multiply-adds for one sample and parameters, counted the same way before and after."""
-    import torch_pruning as tp
+    """Multiply-adds for one sample and parameters, counted the same way before and after, and
+    by the studio's own rule (studio.api.module_macs), so that the notes agree with the layer table."""
+    from studio.api import module_macs
 
     module.eval()
-    macs, params = tp.utils.count_ops_and_params(module, list(example))
-    return int(macs), int(params)
+    return module_macs(module, tuple(example)), sum(p.numel() for p in module.parameters())
 
 
 def layer_table(module: torch.nn.Module) -> dict[str, dict[str, Any]]:

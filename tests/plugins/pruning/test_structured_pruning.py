@@ -10,6 +10,7 @@ import torch
 
 from studio.api import Cancelled, ParameterError
 from studio.core.data import DatasetSpec, step_part
+from studio.core.graph import inspect_model
 from studio.core.models import ModelFiles, collect_files, load_torch_module
 from studio.core.resources import resource
 from studio.core.techniques import run_local
@@ -224,6 +225,13 @@ def test_demo_cnn_at_half_the_channels_keeps_its_accuracy(tmp_path: Path) -> Non
     result = _run(files, tmp_path / "out", digits, ratio=0.5, finetune_epochs=3)
     d = result.details
     assert d["macs_before"] / d["macs_after"] > 3.5
+    # the figures in the notes are the layer table's (one way of counting, studio.api.module_macs)
+    before, after = (
+        inspect_model(files, trusted=True),
+        inspect_model(collect_files(result.output.main), trusted=True),
+    )
+    assert (d["macs_before"], d["macs_after"]) == (before.macs, after.macs)
+    assert (d["params_before"], d["params_after"]) == (before.params, after.params)
     parent = _top1(load_torch_module(files, trusted=True), digits)
     pruned = _top1(_reload(result.output.main), digits)
     # held-out top-1 of the saved model within 1.5 points of the parent's

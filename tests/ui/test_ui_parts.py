@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -253,6 +254,33 @@ def test_a_value_that_leaves_the_choice_to_the_technique_reads_automatic(qtbot):
     qtbot.keyClick(rate, Qt.Key.Key_Up)  # one step up is a figure again
     assert rate.text() != "automatic" and form.values()["learning_rate"] > 0
     assert form.editor("epochs").text() == "10"  # a plain figure stays a figure
+
+
+def test_min_cosine_is_the_version_s_to_its_parent_even_after_a_later_measurement(tmp_path: Path):
+    from studio.store import Store
+    from studio.ui.models.figures import METRICS, version_figures
+
+    with Store.open(tmp_path / "studio.sqlite", create=True) as store:
+        made = {"format": "onnx", "main_file": "m.onnx", "files": ["m.onnx"], "size_bytes": 1}
+        parent = store.add_version(name="base", artifact="a" * 64, **made)
+        paired = store.add_version(name="int8", artifact="b" * 64, parent_id=parent.id, **made)
+        store.add_version(  # measured never: the gate has its figure
+            name="fp16",
+            artifact="c" * 64,
+            parent_id=parent.id,
+            details={"gate": {"cosine_min": 0.97}},
+            **made,
+        )
+        store.add_measurement(
+            version_id=paired.id, reference_version_id=parent.id, device="cpu", runtime="onnxruntime",
+            fidelity={"cosine_min": 0.9912},
+        )  # fmt: skip
+        store.add_measurement(version_id=paired.id, device="cpu", runtime="onnxruntime")  # alone, later
+        figures = {f.name: f for f in version_figures(store.list_versions(), store.list_measurements())}
+    assert figures["int8"].cosine_min == 0.9912  # not lost to the later measurement without a reference
+    assert figures["fp16"].cosine_min == 0.97  # the result gate's, on held-out samples
+    assert figures["base"].cosine_min is None
+    assert "Min. cosine to parent" in [m.title for m in METRICS]
 
 
 def test_the_window_logic_below_the_widgets_needs_no_qt():

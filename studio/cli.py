@@ -556,9 +556,7 @@ def _register_target(sub) -> None:
 def _cmd_target(args: argparse.Namespace) -> int:
     from studio.project import Project
 
-    if not (args.project / DATABASE_NAME).is_file():
-        raise StudioError(f"{args.project} is not a studio project (no {DATABASE_NAME})")
-    with Project.open(args.project) as project:
+    with Project.open(args.project) as project:  # refuses a folder that is not a project
         device = project.target_device if args.device is None else project.set_target_device(args.device)
     emit(args, {"target_device": device}, lambda d: f"target device: {d['target_device']}")
     return 0

@@ -78,7 +78,7 @@ class _Step:
     measure: BenchmarkSettings | None
     then: tuple[PlannedStep, ...]
     watched: bool  # someone waits on this chain and will collect what it led to
-    placed: Placement = Placement("cpu")  # where it went, said in its notes
+    placed: Placement  # where it went, said in its notes
 
 
 @dataclass

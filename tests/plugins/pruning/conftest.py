@@ -125,6 +125,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelFiles]:
 
 
 @pytest.fixture(scope="session")
+def quadrants():
+    """``quadrant_data`` itself, for a test that needs samples no step trained on (another seed)."""
+    return quadrant_data
+
+
+@pytest.fixture(scope="session")
 def labelled(tmp_path_factory: pytest.TempPathFactory) -> DatasetSpec:
     path = tmp_path_factory.mktemp("pruning-data") / "quadrants.npz"
     x, y = quadrant_data()

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import quadrant_data
 
 from studio.api import Cancelled, StudioError
 from studio.core.benchmark import ModelRef
@@ -45,7 +44,7 @@ def _outputs(main: str, x: np.ndarray) -> np.ndarray:
         return module(torch.from_numpy(x)).numpy()
 
 
-def test_two_cpu_ranks_train_what_one_process_trains(models, labelled, tmp_path: Path) -> None:
+def test_two_cpu_ranks_train_what_one_process_trains(models, labelled, quadrants, tmp_path: Path) -> None:
     one = technique_step(
         lambda *_: None,
         lambda: False,
@@ -89,7 +88,7 @@ def test_two_cpu_ranks_train_what_one_process_trains(models, labelled, tmp_path:
     assert losses[-1][0] < 0.8 * losses[0][0]  # it learned something worth comparing
     for single, ranked in losses:  # the same batches each step; only BatchNorm sees half a batch per rank
         assert abs(single - ranked) <= 0.1 * single, losses
-    x, _ = quadrant_data(n=400, seed=7)  # samples neither run trained on
+    x, _ = quadrants(n=400, seed=7)  # samples neither run trained on
     a, b = _outputs(one["main"], x), _outputs(two["main"], x)
     agreement = float(np.mean(a.argmax(1) == b.argmax(1)))
     cosine = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

@@ -17,6 +17,7 @@ from pathlib import Path
 from studio import __version__
 from studio.api import StudioError
 from studio.cli_args import emit, json_arg, positive_int, project_arg, resolve_project, terminal_safe
+from studio.cli_versions import register_versions
 from studio.core.files import DATABASE_NAME
 
 EXIT_USAGE = 2
@@ -576,22 +577,6 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_versions(sub) -> None:
-    p = sub.add_parser("versions", help="the project's model versions, as a lineage tree with key figures")
-    project_arg(p)
-    json_arg(p)
-    p.set_defaults(handler=_cmd_versions)
-
-
-def _cmd_versions(args: argparse.Namespace) -> int:
-    from studio.cli_views import versions_text
-    from studio.project import Project
-
-    with Project.open(args.project) as project:
-        emit(args, project.summary(), versions_text)
-    return 0
-
-
 def _register_demo(sub) -> None:
     p = sub.add_parser("demo", help="make a demo project from the shipped digits model, measure it, show it")
     p.add_argument("--headless", action="store_true", help="do not open the window; print the results")
@@ -908,7 +893,7 @@ _COMMANDS = [
     _register_bench,
     _register_optimize,
     _register_run,
-    _register_versions,
+    register_versions,
     _register_jobs,
     _register_plugins,
     _register_devices,

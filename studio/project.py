@@ -9,6 +9,7 @@ share one folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -22,7 +23,15 @@ from typing import TYPE_CHECKING
 
 from studio import __version__
 from studio.api import StudioError
-from studio.core.files import DATABASE_NAME, check_artifact_name, fsync_dir, sha256_file, staging_dir
+from studio.core.files import (
+    DATABASE_NAME,
+    check_artifact_name,
+    fsync_dir,
+    owned_prefix,
+    remove_leftovers,
+    sha256_file,
+    staging_dir,
+)
 from studio.store import Measurement, ModelVersion, Store
 
 if TYPE_CHECKING:
@@ -33,11 +42,32 @@ if TYPE_CHECKING:
 ARTIFACTS_DIR = "artifacts"
 LOGS_DIR = "logs"
 STAGING_PREFIX = ".staging-"
+# A folder being deleted is renamed under this name first; the next open clears one a crash left.
+DELETING_PREFIX = f"{STAGING_PREFIX}deleted-"
+GRAPH_CACHE_DIR = ".graph-cache"  # PyTorch versions converted to ONNX for the graph view
 # A staging folder untouched this long belongs to a crashed writer, not to one still copying.
 STALE_STAGING_SECONDS = 600
 
 _CHUNK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_VERSION_ID = re.compile(r"[vV]?\d+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletedVersion:
+    """What deleting a version removed (or, from ``preview_delete_version``, would remove)."""
+
+    id: int
+    name: str
+    measurements_removed: int
+    jobs_detached: int  # finished jobs kept as history, no longer linked to the version
+    artifact_removed: bool
+    bytes_freed: int
+    shared_with: tuple[int, ...] = ()  # versions that keep using its files, when they stay
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "shared_with": list(self.shared_with)}
 
 
 class Project:
@@ -103,6 +133,7 @@ class Project:
             self._store.set_project(name, __version__)
         for folder in (self.artifacts_dir, self.logs_dir):
             folder.mkdir(exist_ok=True)
+        remove_leftovers(self.artifacts_dir, DELETING_PREFIX)  # a delete cut short: files of no version
         remove_stale_staging(self.artifacts_dir)
 
     def close(self) -> None:
@@ -277,6 +308,90 @@ class Project:
         info = inspect_model(files, trusted=is_model_trusted(files), input_shapes=input_shapes_of(version))
         return dataclasses.replace(info, inputs=inherit_roles(info.inputs, version.inputs))
 
+    # -- renaming and deleting ------------------------------------------------------------------
+
+    def rename_version(self, version_id: int, name: str) -> ModelVersion:
+        """Give a version a new name; its id, files and lineage stay what they are."""
+        return self._store.update_version(version_id, name=_checked_name(version_id, name))
+
+    def preview_delete_version(self, version_id: int) -> DeletedVersion:
+        """What ``delete_version`` would remove, or its refusal: for a confirmation to show first."""
+        version = self._store.get_version(version_id)
+        users = self._store.version_users(version_id)
+        refusal = users.refusal()
+        if refusal is not None:
+            raise StudioError(refusal)
+        shared = bool(users.same_artifact)
+        return DeletedVersion(
+            id=version.id,
+            name=version.name,
+            measurements_removed=users.measurements,
+            jobs_detached=users.finished_jobs,
+            artifact_removed=not shared,
+            bytes_freed=0 if shared else _size_of(self._artifact_paths(version.artifact)),
+            shared_with=users.same_artifact,
+        )
+
+    def delete_version(self, version_id: int) -> DeletedVersion:
+        """Delete a version that no other version, measurement or unfinished job needs.
+
+        Its measurements go with it; its finished jobs stay as history. The database changes in
+        one transaction; its files go after the commit, and only when no other version uses them,
+        so a crash in between leaves files of no version (cleared at the next open), never a
+        version without its files.
+        """
+        version = self._store.get_version(version_id)
+        self.preview_delete_version(version_id)  # every refusal, before anything changes
+        removed, detached = self._store.delete_version(version_id)
+        freed = self._remove_unused_artifact(version.artifact)
+        shared = () if freed is not None else self._versions_in(version.artifact)
+        return DeletedVersion(
+            id=version.id,
+            name=version.name,
+            measurements_removed=removed,
+            jobs_detached=detached,
+            artifact_removed=freed is not None,
+            bytes_freed=freed or 0,
+            shared_with=shared,
+        )
+
+    def _versions_in(self, sha: str) -> tuple[int, ...]:
+        return tuple(v.id for v in self._store.list_versions() if v.artifact == sha)
+
+    def _remove_unused_artifact(self, sha: str) -> int | None:
+        """Remove an artifact folder no version uses, with its graph conversion; the bytes freed,
+        or None when a version still uses it.
+
+        The folder is first renamed to a leftover name in one step, so that it never stands half
+        deleted under its sha (where an import of the same files would take it as stored).
+        """
+        if self._store.find_version_by_artifact(sha) is not None:
+            return None
+        paths = self._artifact_paths(sha)
+        freed = _size_of(paths)
+        folder = self.artifact_dir(sha)
+        if folder.is_dir():
+            try:
+                aside = Path(tempfile.mkdtemp(prefix=owned_prefix(DELETING_PREFIX), dir=self.artifacts_dir))
+                os.rename(folder, aside / sha)
+            except OSError:  # the version is gone already; its files stay, unused, as they were
+                return None
+            if self._store.find_version_by_artifact(sha) is not None:  # imported again meanwhile
+                os.rename(aside / sha, folder)
+                aside.rmdir()
+                return None
+            fsync_dir(self.artifacts_dir)
+            shutil.rmtree(aside, ignore_errors=True)
+        for cached in paths[1:]:
+            with contextlib.suppress(OSError):
+                cached.unlink(missing_ok=True)
+        return freed
+
+    def _artifact_paths(self, sha: str) -> list[Path]:
+        """An artifact folder, then the graph view's ONNX conversion of it (and its weights file)."""
+        cached = self._root / GRAPH_CACHE_DIR / f"{sha}.onnx"
+        return [self.artifact_dir(sha), cached, cached.with_name(f"{cached.name}.data")]
+
     # -- measurements --------------------------------------------------------------------------
 
     def measurement_report(self, measurement: Measurement) -> dict:
@@ -366,6 +481,32 @@ def _check_not_emptied(root: Path) -> None:
             "truncated, and nothing was written to it. Restore it from a backup or from the project's "
             ".studio file"
         )
+
+
+def _checked_name(version_id: int, name: str) -> str:
+    """A new version name, refused in one sentence where it could not be used to name the version."""
+    name = name.strip()
+    if not name:
+        raise StudioError(f"the new name for v{version_id} is empty; give it a name like 'int8-small'")
+    if _CONTROL.search(name):
+        raise StudioError(f"a version name is one line of plain text; {name!r} holds a control character")
+    if _VERSION_ID.fullmatch(name):
+        raise StudioError(
+            f"'{name}' reads as a version id, so it could not name v{version_id}; "
+            "choose a name like 'int8-small'"
+        )
+    return name
+
+
+def _size_of(paths: Iterable[Path]) -> int:
+    """Bytes in these files and folders; those that are missing count nothing."""
+    total = 0
+    for path in paths:
+        if path.is_file() and not path.is_symlink():
+            total += path.stat().st_size
+        elif path.is_dir() and not path.is_symlink():
+            total += sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return total
 
 
 def artifact_digest(entries: Iterable[tuple[str, str]]) -> str:

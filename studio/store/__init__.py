@@ -2,7 +2,14 @@
 
 from studio.store.db import DatabaseDamagedError, DatabaseLockedError, SchemaError, StoreError, make_engine
 from studio.store.migrate import HEAD_REVISION
-from studio.store.records import DatasetRecord, JobRecord, Measurement, ModelVersion, ProjectRecord
+from studio.store.records import (
+    DatasetRecord,
+    JobRecord,
+    Measurement,
+    ModelVersion,
+    ProjectRecord,
+    VersionUsers,
+)
 from studio.store.store import Store
 
 __all__ = [
@@ -17,5 +24,6 @@ __all__ = [
     "SchemaError",
     "Store",
     "StoreError",
+    "VersionUsers",
     "make_engine",
 ]

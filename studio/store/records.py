@@ -162,3 +162,43 @@ class JobRecord(_Record):
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_JOB_STATES
+
+
+@dataclass(frozen=True)
+class VersionUsers(_Record):
+    """Everything in the database that points at one version: what a delete must refuse or clear.
+
+    Lineage, another version's measurement compared against it, and unfinished jobs need the
+    version and refuse its deletion; its own measurements and finished jobs are what it takes along.
+    """
+
+    version_id: int
+    children: tuple[int, ...]  # versions made from it
+    compared_by: tuple[int, ...]  # versions with a measurement that used it as reference
+    active_jobs: tuple[tuple[int, str], ...]  # (job id, state) of queued or running jobs that use it
+    measurements: int  # its own, removed with it
+    finished_jobs: int  # kept as history, their link to it cleared
+    same_artifact: tuple[int, ...]  # other versions stored in the same artifact folder
+
+    def refusal(self) -> str | None:
+        """Why the version cannot be deleted, in one sentence; None when it can."""
+        ref = f"v{self.version_id}"
+        if self.children:
+            return f"{ref} has versions made from it ({_refs(self.children)}): delete those first"
+        if self.compared_by:
+            return (
+                f"measurements of {_refs(self.compared_by)} were compared against {ref}: "
+                "delete those versions first"
+            )
+        if self.active_jobs:
+            jobs = ", ".join(f"{job_id} ({state})" for job_id, state in self.active_jobs)
+            one = len(self.active_jobs) == 1
+            return (
+                f"{ref} is in use by job{'' if one else 's'} {jobs}: let "
+                f"{'it' if one else 'them'} end or cancel {'it' if one else 'them'} first"
+            )
+        return None
+
+
+def _refs(ids: tuple[int, ...]) -> str:
+    return ", ".join(f"v{version_id}" for version_id in ids)

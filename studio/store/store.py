@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, exc, select, text, update
+from sqlalchemy import Engine, delete, exc, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from studio.api import StudioError
@@ -49,6 +49,7 @@ from studio.store.records import (
     Measurement,
     ModelVersion,
     ProjectRecord,
+    VersionUsers,
 )
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -295,6 +296,29 @@ class Store:
                 chain.append(_version_record(row))
                 current = row.parent_id
         return chain[::-1]
+
+    def version_users(self, version_id: int) -> VersionUsers:
+        """What points at the version: whether it may be deleted, and what deleting it takes along."""
+        with self._session() as session:
+            return _version_users(session, version_id)
+
+    def delete_version(self, version_id: int) -> tuple[int, int]:
+        """Delete a version that nothing needs, with its measurements; finished jobs that used it
+        stay as history with their link to it cleared. Returns (measurements removed, jobs detached).
+
+        One transaction. Its first statement is a write, which takes the database's write lock: no
+        version, measurement or job can be added between the check and the delete.
+        """
+        with self._session() as session:
+            removed = session.execute(
+                delete(MeasurementModel).where(MeasurementModel.version_id == version_id)
+            ).rowcount
+            refusal = _version_users(session, version_id).refusal()
+            if refusal is not None:
+                raise StudioError(refusal)  # rolled back: the measurements are still there
+            detached = _detach_finished_jobs(session, version_id)
+            session.execute(delete(ModelVersionModel).where(ModelVersionModel.id == version_id))
+        return int(removed or 0), detached
 
     # -- datasets ------------------------------------------------------------------------------
 
@@ -598,6 +622,73 @@ def _version_row(session: Session, version_id: int) -> ModelVersionModel:
     if row is None:
         raise StudioError(f"there is no version {version_id} in this project")
     return row
+
+
+def _version_users(session: Session, version_id: int) -> VersionUsers:
+    row = _version_row(session, version_id)
+    jobs = session.scalars(
+        select(JobModel)
+        .where(
+            or_(
+                JobModel.state.in_(_UNFINISHED_JOB_STATES),
+                JobModel.input_version_id == version_id,
+                JobModel.output_version_id == version_id,
+            )
+        )
+        .order_by(JobModel.id)
+    ).all()
+    active = tuple(
+        (job.id, job.state) for job in jobs if job.state in _UNFINISHED_JOB_STATES and _uses(job, row)
+    )
+    return VersionUsers(
+        version_id=version_id,
+        children=_ids(session, select(ModelVersionModel.id).where(ModelVersionModel.parent_id == version_id)),
+        compared_by=_ids(
+            session,
+            select(MeasurementModel.version_id).where(
+                MeasurementModel.reference_version_id == version_id, MeasurementModel.version_id != version_id
+            ),
+        ),
+        active_jobs=active,
+        measurements=session.scalar(
+            select(func.count())
+            .select_from(MeasurementModel)
+            .where(MeasurementModel.version_id == version_id)
+        )
+        or 0,
+        finished_jobs=sum(1 for job in jobs if job.state in FINISHED_JOB_STATES),
+        same_artifact=_ids(
+            session,
+            select(ModelVersionModel.id).where(
+                ModelVersionModel.artifact == row.artifact, ModelVersionModel.id != version_id
+            ),
+        ),
+    )
+
+
+def _ids(session: Session, query) -> tuple[int, ...]:
+    return tuple(sorted(set(session.scalars(query).all())))
+
+
+def _uses(job: JobModel, version: ModelVersionModel) -> bool:
+    """Whether a job reads or writes the version: as its input or output, or named in a parameter
+    the way a step names another version to read (a distillation student: "v3", "3" or its name)."""
+    if version.id in (job.input_version_id, job.output_version_id):
+        return True
+    named = {str(value).strip() for value in (job.params or {}).values() if isinstance(value, str)}
+    return bool(named & {f"v{version.id}", f"V{version.id}", str(version.id), version.name})
+
+
+def _detach_finished_jobs(session: Session, version_id: int) -> int:
+    """Clear a version's links from the finished jobs that used it; the jobs stay as history."""
+    finished = JobModel.state.in_(FINISHED_JOB_STATES)
+    ids: set[int] = set()
+    for column in (JobModel.input_version_id, JobModel.output_version_id):
+        found = session.scalars(select(JobModel.id).where(column == version_id, finished)).all()
+        if found:
+            session.execute(update(JobModel).where(JobModel.id.in_(found)).values({column.key: None}))
+        ids.update(found)
+    return len(ids)
 
 
 def _job_row(session: Session, job_id: int) -> JobModel:

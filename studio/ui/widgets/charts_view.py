@@ -9,7 +9,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -132,6 +132,12 @@ class ChartsView(QWidget):
         self.tabs.addTab(self.before_after, "Before / after")
         self.tabs.addTab(self.sensitivity, "Layer sensitivity")
         self.tabs.addTab(self.sweep, "Throughput by batch")
+        # In a narrow centre the tab titles shorten ("Accuracy v…", whole in their tooltips)
+        # rather than scroll out of sight behind arrows.
+        self.tabs.setElideMode(Qt.TextElideMode.ElideRight)
+        self.tabs.setUsesScrollButtons(False)
+        for index in range(self.tabs.count()):
+            self.tabs.setTabToolTip(index, self.tabs.tabText(index))
         for chart in (self.scatter, self.bars):
             chart.version_clicked.connect(self.version_clicked)
         self.legend = QLabel(
@@ -152,13 +158,14 @@ class ChartsView(QWidget):
         for key, (title, _, _) in X_AXES.items():
             self.x_axis.addItem(title, key)
         self.x_axis.currentIndexChanged.connect(lambda _: self.scatter.set_x_axis(self.x_axis.currentData()))
-        bar = QHBoxLayout()
-        bar.addWidget(self.legend, 1)
+        bar = QHBoxLayout()  # under the legend, not beside it: beside, a narrow centre wraps it to a column
         bar.addWidget(self.x_axis)
+        bar.addStretch(1)
         bar.addWidget(image)
         bar.addWidget(data)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.legend)
         layout.addLayout(bar)
 
     def set_figures(self, figures: Sequence[VersionFigures], selected: int | None = None) -> None:

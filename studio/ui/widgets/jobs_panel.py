@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -32,12 +31,14 @@ from PySide6.QtWidgets import (
 from studio.jobs.events import JobEvent
 from studio.jobs.logs import LogReader, job_log_path
 from studio.ui.models.jobs_model import COLUMNS, JOB_ID_ROLE, PROGRESS_COLUMN, PROGRESS_ROLE, JobsTableModel
+from studio.ui.widgets.optimize_panel import ElidedLabel
 
 if TYPE_CHECKING:
     from studio.store import JobRecord
 
 LOG_TAIL_BYTES = 64 * 1024
 LOG_MAX_LINES = 20_000  # the pane forgets its oldest lines past this; the file keeps them
+VISIBLE_ROWS = 4  # the panel's first height, in job rows
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -59,12 +60,60 @@ class ProgressDelegate(QStyledItemDelegate):
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)
 
 
+class ShareSplitter(QSplitter):
+    """Two panes that keep their proportions when resized. A plain splitter hands every change
+    of size to its panes by stretch factor, so a panel laid out wide and then shrunk squeezes
+    one pane to nothing; here the first pane keeps ``share`` of the room, and dragging the handle
+    sets a new share."""
+
+    def __init__(self, orientation: Qt.Orientation, share: float, parent: QWidget | None = None) -> None:
+        super().__init__(orientation, parent)
+        self.share = share
+        self.setChildrenCollapsible(False)
+        self.splitterMoved.connect(lambda *_: self._take_share())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._give_share()
+
+    def restoreState(self, state) -> bool:
+        restored = super().restoreState(state)
+        if restored:
+            self._take_share()
+        return restored
+
+    def _take_share(self) -> None:
+        sizes = self.sizes()
+        if len(sizes) == 2 and sum(sizes) > 0:
+            self.share = sizes[0] / sum(sizes)
+
+    def _give_share(self) -> None:
+        if self.count() != 2:
+            return
+        horizontal = self.orientation() == Qt.Orientation.Horizontal
+        room = (self.width() if horizontal else self.height()) - self.handleWidth()
+        first = round(self.share * room)
+        self.setSizes([first, room - first])
+
+
 class JobsPanel(QWidget):
     cancel_requested = Signal(int)
     summary_changed = Signal(str)  # "Jobs: 1 running, 2 queued", for the status bar
 
-    def sizeHint(self) -> QSize:  # the first layout's size, before one is remembered
-        return QSize(1000, 240)
+    def sizeHint(self) -> QSize:
+        """The first layout's size, before one is remembered: four rows of jobs, so an empty or
+        short list leaves the height to the graph."""
+        return QSize(1000, self._rows_height(VISIBLE_ROWS))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(320, self._rows_height(1))
+
+    def _rows_height(self, rows: int) -> int:
+        frame = 2 * self.view.frameWidth()
+        return self.view.horizontalHeader().sizeHint().height() + rows * self._row_height() + frame
+
+    def _row_height(self) -> int:
+        return self.view.fontMetrics().height() + 8  # the progress bar's text with room around it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,16 +126,19 @@ class JobsPanel(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.verticalHeader().hide()
         self.view.setAlternatingRowColors(True)
+        self.view.verticalHeader().setDefaultSectionSize(self._row_height())
+        self.view.verticalHeader().setMinimumSectionSize(self._row_height())
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COLUMNS.index("Message"), QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(PROGRESS_COLUMN, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(PROGRESS_COLUMN, 140)
+        header.resizeSection(PROGRESS_COLUMN, 11 * self.view.fontMetrics().averageCharWidth())
         self.cancel_button = QPushButton("Cancel job")
         self.cancel_button.setObjectName("cancelJobButton")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self._cancel_selected)
-        self.status = QLabel("No jobs yet")
+        self.status = ElidedLabel("No jobs yet")
+        self.status.setObjectName("jobsStatus")
         self.log = QPlainTextEdit()
         self.log.setObjectName("jobLog")
         self.log.setReadOnly(True)
@@ -102,22 +154,28 @@ class JobsPanel(QWidget):
         self._timer.timeout.connect(self._tick)
 
     def _build_layout(self) -> None:
+        """The table and the selected job's log side by side, not stacked: the panel spans the
+        window's width but should take little of its height. The count and Cancel sit above the
+        log, beside the rows they act on."""
         bar = QHBoxLayout()
+        bar.setContentsMargins(4, 0, 0, 0)
         bar.addWidget(self.status, 1)
         bar.addWidget(self.cancel_button)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addLayout(bar)
-        top_layout.addWidget(self.view, 1)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(top)
-        split.addWidget(self.log)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        self.log.setMinimumHeight(self.log.fontMetrics().lineSpacing() + 2 * self.log.frameWidth() + 8)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.setSpacing(2)
+        side_layout.addLayout(bar)
+        side_layout.addWidget(self.log, 1)
+        self.view.setMinimumHeight(self._rows_height(1))
+        self.split = ShareSplitter(Qt.Orientation.Horizontal, 2 / 3)  # two thirds to the table
+        self.split.setObjectName("jobsSplitter")
+        self.split.addWidget(self.view)
+        self.split.addWidget(side)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
+        layout.addWidget(self.split)
 
     # -- feeding it ------------------------------------------------------------------------------
 

@@ -40,7 +40,11 @@ class LineageTree(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
 
     def sizeHint(self) -> QSize:  # the first layout's size, before one is remembered
-        return QSize(380, 500)
+        return QSize(280, 500)
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for a version's name and its size, the columns read first; the others scroll."""
+        return QSize(22 * self.fontMetrics().averageCharWidth(), 120)
 
     def set_figures(self, figures: Sequence[VersionFigures]) -> None:
         """Replace the tree, keeping the current and selected versions where they still exist."""

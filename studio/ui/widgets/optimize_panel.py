@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QStyle,
     QStyleOptionComboBox,
@@ -59,6 +60,56 @@ class ElidedComboBox(QComboBox):
             option.currentText, Qt.TextElideMode.ElideRight, field.width()
         )
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that may be narrower than its text: it ends with "…" and shows all
+    of it as a tooltip, rather than being cut off or widening its whole panel. ``setText`` takes
+    the full text; ``full_text()`` gives it back."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._own_tip = ""  # a tooltip set by the caller, shown when the text is not elided
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.setText(text)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def setText(self, text: str) -> None:
+        self._full = text or ""
+        self.updateGeometry()
+        self._elide()
+
+    def setToolTip(self, tip: str) -> None:
+        self._own_tip = tip
+        self._elide()
+
+    def sizeHint(self) -> QSize:
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._full) + margins.left() + margins.right()
+        return QSize(width + 2 * self.margin(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance("…") * 3, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # a bold font needs more room for the same text
+            self.updateGeometry()
+            self._elide()
+
+    def _elide(self) -> None:
+        width = self.contentsRect().width() - 2 * self.margin()
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(width, 0))
+        super().setText(shown)
+        super().setToolTip(self._full if shown != self._full else self._own_tip)
 
 
 class DatasetPicker(ElidedComboBox):
@@ -185,14 +236,14 @@ class OptimizePanel(QWidget):
     add_to_recipe = Signal(str, dict)
 
     def sizeHint(self) -> QSize:  # the first layout's size, before one is remembered
-        return QSize(380, 640)
+        return QSize(360, 640)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._entries: dict[str, Any] = {}
         self._target_label: str | None = None
-        self.target = QLabel("Select a version in the lineage tree.")
-        self.target.setWordWrap(True)
+        self.target = ElidedLabel("Select a version in the lineage tree.")  # a name can be long
+        self.target.setObjectName("optimizeTarget")
         self.technique = ElidedComboBox()
         self.technique.setObjectName("techniquePicker")
         self.parameters = QScrollArea()  # the technique's help and form
@@ -232,9 +283,12 @@ class OptimizePanel(QWidget):
         scroll = self.parameters
         scroll.setWidgetResizable(True)
         scroll.setWidget(about)
-        common = QFormLayout()
+        # The one part that can shrink, so it is the one that must keep some height: four form
+        # rows, never squeezed to nothing by the settings below it in a short window.
+        scroll.setMinimumHeight(4 * self.fontMetrics().height() * 2)
+        common = _form()
         common.addRow("Technique", self.technique)
-        settings = QFormLayout()
+        settings = _form()
         settings.addRow("Dataset", self.dataset)
         settings.addRow("Device", self.device)
         settings.addRow(self.device_hint)
@@ -244,6 +298,7 @@ class OptimizePanel(QWidget):
         buttons.addWidget(self.recipe_button)
         buttons.addStretch(1)
         buttons.addWidget(self.run_button)
+        _align_labels(common, settings)
         layout = QVBoxLayout(self)
         layout.addWidget(self.target)
         layout.addLayout(common)
@@ -305,7 +360,10 @@ class OptimizePanel(QWidget):
 
     def set_target(self, label: str | None) -> None:
         self._target_label = label
-        self.target.setText(f"Optimize <b>{label}</b>" if label else "Select a version in the lineage tree.")
+        self.target.setText(f"Optimize {label}" if label else "Select a version in the lineage tree.")
+        font = self.target.font()
+        font.setBold(label is not None)
+        self.target.setFont(font)
         self.run_button.setEnabled(label is not None and bool(self._entries))
 
     def _on_technique(self, *_args) -> None:
@@ -332,3 +390,23 @@ class OptimizePanel(QWidget):
             self.threads.value(),
             self.name.text().strip(),
         )
+
+
+def _form() -> QFormLayout:
+    """A form whose fields stay as wide as the panel and whose labels line up in one column."""
+    form = QFormLayout()
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    return form
+
+
+def _align_labels(*forms: QFormLayout) -> None:
+    """One label column for forms stacked with other widgets between them, so their fields line up."""
+    labels = [
+        item.widget()
+        for form in forms
+        for row in range(form.rowCount())
+        if (item := form.itemAt(row, QFormLayout.ItemRole.LabelRole)) is not None and item.widget()
+    ]
+    width = max((label.sizeHint().width() for label in labels), default=0)
+    for label in labels:
+        label.setMinimumWidth(width)

@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -23,6 +22,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from studio.ui.widgets.optimize_panel import ElidedLabel
 
 
 @dataclass
@@ -90,12 +91,14 @@ class RecipeEditor(QWidget):
         self.data: str | None = None
         self.list = QListWidget()
         self.list.setObjectName("recipeSteps")
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # elided, with tooltips
         self.list.setDragDropMode(QListWidget.DragDropMode.InternalMove)
         self.list.itemDoubleClicked.connect(self._edit)
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
         self.preview.setPlaceholderText("Add steps from the Optimize panel with “Add to recipe”.")
-        self.title = QLabel("Unsaved recipe")
+        self.title = ElidedLabel("Unsaved recipe")  # "Recipe: <file name>", which can be long
+        self.title.setObjectName("recipeTitle")
         buttons = QGridLayout()
         for i, (text, slot) in enumerate(
             [
@@ -140,6 +143,7 @@ class RecipeEditor(QWidget):
 
     def _append(self, step: StepDraft) -> None:
         item = QListWidgetItem(step.label)
+        item.setToolTip(step.label)  # the list elides a step with many changed parameters
         item.setData(Qt.ItemDataRole.UserRole, step)
         self.list.addItem(item)
 

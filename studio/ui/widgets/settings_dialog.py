@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from studio.ui.pool import device_choices
 from studio.ui.settings import THEMES, StudioSettings
+from studio.ui.widgets.optimize_panel import ElidedComboBox
 
 
 class SettingsDialog(QDialog):
@@ -39,7 +40,7 @@ class SettingsDialog(QDialog):
         self.workers.setValue(settings.cpu_workers)
         self.executor = QLineEdit(settings.executor)
         self.executor.setPlaceholderText("local, or ray://host:port")
-        self.device = QComboBox()
+        self.device = ElidedComboBox(min_chars=36)  # a GPU's full name would widen the whole dialog
         self.device.setObjectName("defaultDevicePicker")
         gpus = [gpu for gpu in gpus if isinstance(gpu, dict)]  # plain names ("cpu") add nothing
         for label, value in device_choices(gpus):
@@ -56,12 +57,14 @@ class SettingsDialog(QDialog):
             self.theme.addItem("follow the desktop" if theme == "system" else theme, theme)
         self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
         self.folder = QLineEdit(str(settings.data_folder))
+        self.folder.setMinimumWidth(36 * self.folder.fontMetrics().averageCharWidth())  # a path, not its tail
         browse = QPushButton("Choose…")
         browse.clicked.connect(self._choose_folder)
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder, 1)
         folder_row.addWidget(browse)
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("CPU workers", self.workers)
         form.addRow("Executor", self.executor)
         form.addRow("Default device", self.device)

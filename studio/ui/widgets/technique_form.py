@@ -227,6 +227,9 @@ class TechniqueForm(QWidget):
         super().__init__(parent)
         self._layout = QFormLayout(self)
         self._layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        # A parameter's title can be long: in a narrow panel its field goes below it rather than
+        # the form growing wider than the panel and scrolling sideways.
+        self._layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self._editors: dict[str, _Editor] = {}
 
     def set_schema(self, schema: dict, defaults: dict[str, Any] | None = None) -> None:

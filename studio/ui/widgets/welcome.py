@@ -50,19 +50,27 @@ class WelcomePage(QWidget):
         self.recent_title = QLabel("<b>Recent projects</b>")
         self.recent = QListWidget()
         self.recent.setObjectName("recentProjects")
+        # A long path is shortened in its middle (its tooltip holds all of it), not scrolled sideways.
+        self.recent.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.recent.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.recent.itemActivated.connect(
             lambda item: self.recent_requested.emit(item.data(Qt.ItemDataRole.UserRole))
         )
         self.hint = QLabel("You can also drop a model file or a project folder onto this window.")
+        self.hint.setWordWrap(True)
+        # Centred as one block: without recent projects the free height goes above and below it,
+        # not between the title, the buttons and the hint; with them, mostly to their list.
         column = QVBoxLayout()
+        column.addStretch(1)
         column.addWidget(title)
         column.addWidget(self.intro)
         column.addSpacing(12)
         column.addLayout(buttons)
         column.addSpacing(12)
         column.addWidget(self.recent_title)
-        column.addWidget(self.recent, 1)
+        column.addWidget(self.recent, 6)
         column.addWidget(self.hint)
+        column.addStretch(1)
         holder = QWidget()
         holder.setMaximumWidth(720)
         holder.setLayout(column)
@@ -76,6 +84,7 @@ class WelcomePage(QWidget):
         for path in recent:
             item = QListWidgetItem(f"{Path(path).name}    —    {path}")
             item.setData(Qt.ItemDataRole.UserRole, path)
+            item.setToolTip(path)  # the list cuts a long path short
             self.recent.addItem(item)
         self.recent_title.setVisible(bool(recent))
         self.recent.setVisible(bool(recent))

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from studio import __version__
-from studio.api import StudioError
 from studio.cli_args import emit, json_arg, positive_int, project_arg, resolve_project, terminal_safe
 from studio.cli_versions import register_versions
 from studio.core.files import DATABASE_NAME
+from studio.errors import StudioError
 
 EXIT_USAGE = 2
 EXIT_COLLAPSED = 3  # a step's result was recorded, but it follows its parent poorly (studio.core.gate)

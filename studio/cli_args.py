@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from studio.api import StudioError
+from studio.errors import StudioError
 
 
 def project_arg(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from studio.api import StudioError
 from studio.cli_args import emit, json_arg, project_arg
+from studio.errors import StudioError
 from studio.tables import human_bytes
 
 ACTIONS = ("list", "rename", "delete")

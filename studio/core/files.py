@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from studio.api import StudioError
+from studio.errors import StudioError
 
 # A project folder's database file. Named here, below everything that looks for it (the command
 # line, the window, bundles, the store's messages), so that none of them needs the store to know it.

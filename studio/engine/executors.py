@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from studio.api import StudioError
+from studio.errors import StudioError
 
 _RAY_ADDRESS = re.compile(r"ray://[^\s/:]+:\d+")
 _CUDA_INDEX = re.compile(r"cuda:\d+")

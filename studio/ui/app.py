@@ -1,7 +1,11 @@
 """The window's entry point: ``studio`` (no command), ``studio PATH``, ``studio demo``.
 
 Only Qt and the window's own modules are imported before the window is shown; torch, ONNX
-Runtime and the plugins load later, off the UI thread, so the window appears at once.
+Runtime and the plugins load later, off the UI thread, so the window appears at once. What the
+launch asked for (a project, a model, the demo) and the application icon wait for the window's
+first frame: a request served before the event loop runs keeps the window from being mapped at
+all, and opening a project starts a thread and worker processes that compete with that frame
+for the two cores a laptop may have.
 """
 
 from __future__ import annotations
@@ -12,12 +16,17 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtWidgets import QApplication
 
 from studio.ui.theme import apply_theme
+
+if TYPE_CHECKING:
+    from studio.ui.instance import InstanceServer
+    from studio.ui.main_window import MainWindow
 
 APP_NAME = "Model Optimization Studio"
 ORGANIZATION = "model-optimization-studio"
@@ -30,14 +39,17 @@ def configure_environment() -> None:
     QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
 
 
-def create_application(argv: Sequence[str] = ()) -> QApplication:
+def create_application(argv: Sequence[str] = (), *, icon: bool = True) -> QApplication:
+    """The application object, named for the desktop; ``icon=False`` leaves the icon to the caller
+    (drawing it loads the SVG renderer, some 15 ms, and more again when the window is mapped)."""
     configure_environment()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "studio", *argv])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationDisplayName(APP_NAME)
     app.setDesktopFileName("model-optimization-studio")
-    app.setWindowIcon(application_icon())
+    if icon:
+        app.setWindowIcon(application_icon())
     return app
 
 
@@ -103,11 +115,38 @@ def bring_to_front(window) -> None:
     window.activateWindow()
 
 
+def serve_after_first_frame(
+    app: QApplication, window: MainWindow, server: InstanceServer, request: dict
+) -> None:
+    """Once the window has painted its first frame: the icon, this launch's request, then those
+    later launches handed over meanwhile, in the order they came."""
+    from studio.ui.background import after_first_frame
+
+    early: list[dict] | None = []
+
+    def handed_over(later: dict) -> None:
+        if early is not None:
+            early.append(later)
+            return
+        serve_request(window, later)
+        bring_to_front(window)
+
+    def first_frame() -> None:
+        nonlocal early
+        app.setWindowIcon(application_icon())
+        waiting, early = early or [], None
+        for each in (request, *waiting):
+            serve_request(window, each)
+
+    server.request.connect(handed_over)
+    after_first_frame(window, first_frame)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Open the window, or hand the request to the studio already running; returns the exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     request = window_request(args)
-    app = create_application()
+    app = create_application(icon=False)
     from studio.ui.instance import InstanceServer, QuitOnSignals, hand_over, server_name
     from studio.ui.settings import StudioSettings
 
@@ -121,10 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(settings)
     install_excepthook(window)
     server = InstanceServer(name, window)
-    server.request.connect(lambda r: (serve_request(window, r), bring_to_front(window)))
     signals = QuitOnSignals(lambda: (window.close(), app.quit()))
     window.show()
-    serve_request(window, request)
+    serve_after_first_frame(app, window, server, request)
     try:
         return app.exec()
     finally:

@@ -3,6 +3,10 @@
 Opening a model, inspecting it, discovering plugins or building the demo project can take
 seconds; the window must keep painting meanwhile. Each task's callbacks are bound to a small
 QObject created on the UI thread, so the worker thread's emit is queued back to it.
+
+Work that the first frame does not need waits for it (:func:`after_first_frame`): a thread that
+imports a library holds the interpreter lock most of the time, and would hold the window's first
+paint back by as long.
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QEvent, QObject, QThreadPool, QTimer, Signal
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,38 @@ class Background(QObject):
         (they finish on their own, and their results are dropped)."""
         self._closed = True
         return self._pool.waitForDone(msecs)
+
+
+def after_first_frame(widget: QWidget, then: Callable[[], None], fallback_ms: int = 1000) -> None:
+    """Run ``then`` on the UI thread once ``widget`` has painted its first frame.
+
+    ``QTimer.singleShot(0, ...)`` is too early: it fires at the event loop's first turn, before
+    the display server's expose event comes back, so the work it starts delays the first frame.
+    ``fallback_ms`` after this call ``then`` runs anyway, for a window that is never painted.
+    """
+    _FirstFrame(widget, then, fallback_ms)
+
+
+class _FirstFrame(QObject):
+    """Watches one widget for its first paint; a child of it, so that it goes with the widget."""
+
+    def __init__(self, widget: QWidget, then: Callable[[], None], fallback_ms: int) -> None:
+        super().__init__(widget)
+        self._then: Callable[[], None] | None = then
+        widget.installEventFilter(self)
+        QTimer.singleShot(fallback_ms, self, self._run)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint and self._then is not None:
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self, self._run)  # after the frame is painted and sent
+        return False
+
+    def _run(self) -> None:
+        then, self._then = self._then, None
+        if then is not None:
+            self.deleteLater()
+            then()
 
 
 def _deliver(signal, value: Any) -> None:

@@ -4,7 +4,8 @@ Any account on the machine can reach a port on 127.0.0.1, and any web page can m
 send requests to one (DNS rebinding); Netron's own server answers both with the model on screen
 and every file beside it. This one answers only under a random path token made for each model,
 only to a request addressed to the loopback host and port it listens on, and only with Netron's
-static files and the files it was given.
+static files and the files it was given, and the documents the studio itself made for the
+page (``publish``: the attachment of measured per-node figures Netron lists beside each node).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class GraphServer:
         self._model = Path(model)
         folder = self._model.parent
         self._files = {_name_in(folder, Path(p)): Path(p) for p in (self._model, *extra_files)}
+        self._documents: dict[str, bytes] = {}  # made by the studio, served under attachments/
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -54,6 +56,11 @@ class GraphServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/{self.token}/"
+
+    def publish(self, name: str, content: bytes) -> str:
+        """Serve ``content`` (made by the studio, kept in memory) until closed; its path on the page."""
+        self._documents = {**self._documents, name: bytes(content)}  # one swap: the server reads it
+        return f"attachments/{urllib.parse.quote(name)}"
 
     def close(self) -> None:
         self._httpd.shutdown()
@@ -76,6 +83,11 @@ class GraphServer:
             if served is None or not served.is_file():
                 return 404, "text/plain", b"not found"
             return 200, "application/octet-stream", served.read_bytes()
+        if name.startswith("attachments/"):
+            document = self._documents.get(name[len("attachments/") :])
+            if document is None:
+                return 404, "text/plain", b"not found"
+            return 200, "application/json", document
         return self._static_file(name)
 
     def _static_file(self, name: str) -> tuple[int, str, bytes]:

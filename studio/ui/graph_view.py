@@ -1,14 +1,10 @@
-"""The model graph: Netron's page, served on 127.0.0.1 behind a token, shown in a QWebEngineView.
+"""The model graph: Netron's page (``netron_page``), served on 127.0.0.1 behind a token, shown in
+a QWebEngineView, with the studio's own figures laid over it.
 
-Netron's page would reach out to the internet (ipinfo.io for a cookie question, Google Analytics
-for telemetry) and stops working with "Please update" once its build is 180 days old. Here:
-- every request whose host is not loopback is blocked (``LoopbackOnly``);
-- the cookie question is answered before the page runs (a ``consent`` cookie, as Netron's
-  ``browser.js`` checks it), by a script injected at document creation;
-- the page's build date (``<meta name="date">``, which the age check reads) is removed as the
-  page is parsed, so the pinned Netron keeps working after 180 days;
-- the angle brackets around tensor shapes (U+3008/U+3009, found only in CJK fonts) come from a
-  two-glyph font shipped in resources/fonts when no font in Netron's list has them.
+Over Netron's drawing the studio can colour node headers (a heat map of measured time or
+quantization sensitivity, or what changed between two versions) and attach per-node figures that
+Netron's own node sidebar lists under "Metrics". A click on a node is reported back
+(``node_clicked``), so that the layer table can follow the drawing.
 The web engine is created on first use only: it costs a few hundred milliseconds and a process.
 """
 
@@ -16,76 +12,28 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QStackedLayout, QVBoxLayout, QWidget
+
+from studio.ui import netron_scripts as scripts
+from studio.ui.netron_page import LOOPBACK_HOSTS, blocked_requests, netron_profile
+
+if TYPE_CHECKING:
+    from studio.ui.version_view import VersionView
+
+__all__ = ["LOOPBACK_HOSTS", "GraphView", "blocked_requests", "netron_profile"]
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-_PREPARE_PAGE = """
-(() => {
-  document.cookie = 'consent=' + Date.now() + ';path=/';
-  const dropDate = () => {
-    for (const meta of document.querySelectorAll('meta[name="date"]')) meta.remove();
-  };
-  new MutationObserver(dropDate).observe(document, { childList: true, subtree: true });
-  document.addEventListener('DOMContentLoaded', dropDate);
-  const brackets = new FontFace('Studio Brackets', 'url(data:font/ttf;base64,%(font)s)',
-                                { unicodeRange: 'U+3008-3009' });
-  document.fonts.add(brackets);
-  brackets.load();
-  document.addEventListener('DOMContentLoaded', () => {
-    const style = document.createElement('style');
-    style.textContent = 'body, button, .sidebar, .node-item text, .node-argument > text, .edge-label ' +
-      '{ font-family: %(stack)s, "Studio Brackets" !important; }';
-    document.head.appendChild(style);
-  });
-})();
-"""
-# Netron's own font list (index.html, grapher.css), which the injected rule extends.
-_NETRON_FONTS = (
-    '-apple-system, BlinkMacSystemFont, "Segoe WPC", "Segoe UI", "Ubuntu", "Droid Sans", '
-    'sans-serif, "PingFang SC"'
-)
-
-
-def _prepare_page_script() -> str:
-    import base64
-
-    from studio.core.resources import resource
-
-    font = base64.b64encode(resource("fonts", "studio-brackets.ttf").read_bytes()).decode("ascii")
-    return _PREPARE_PAGE % {"font": font, "stack": _NETRON_FONTS}
-
-
-# Select a node by name the way Netron's own Find sidebar does (view.js: target.select + scrollTo).
-_SELECT_NODE = """
-(() => {
-  const view = window.__view__;
-  const target = view && view.target;
-  if (!target || !target._table) return false;
-  for (const key of target._table.keys()) {
-    if (key && key.type && key.name === %s) {
-      target.scrollTo(target.select([key], 'sidebar'));
-      return true;
-    }
-  }
-  return false;
-})()
-"""
-
-
-# Laid out, and the page switched from Netron's welcome spinner to the graph (body class "default").
-_IS_DRAWN = (
-    "!!(window.__view__ && window.__view__.target && window.__view__.target._table"
-    " && document.body.classList.contains('default'))"
-)
 _POLL_MS = 100
 _MAX_POLLS = 600  # a minute: very large graphs take Netron a while to lay out
+ATTACHMENT_NAME = "studio-metrics.json"  # Netron reads an attachment by its name's .json ending
+
+Fills = Mapping[str, tuple[str, str]]  # node name → (header fill, text colour)
 
 
 class NetronServer:
@@ -101,66 +49,54 @@ class NetronServer:
         self._server = GraphServer(path, extra_files)
         return QUrl(self._server.url)
 
+    def publish(self, name: str, content: bytes) -> str | None:
+        return None if self._server is None else self._server.publish(name, content)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None
 
 
-_profile = None
-_interceptor = None
-
-
-def netron_profile():
-    """The off-the-record profile every graph page uses: loopback only, page prepared as above."""
-    global _profile, _interceptor
-    if _profile is not None:
-        return _profile
-    from PySide6.QtWebEngineCore import QWebEngineProfile, QWebEngineScript, QWebEngineUrlRequestInterceptor
-
-    class LoopbackOnly(QWebEngineUrlRequestInterceptor):
-        """Blocks every request that would leave this machine; remembers what it blocked."""
-
-        def __init__(self, parent=None) -> None:
-            super().__init__(parent)
-            self.blocked: list[str] = []
-
-        def interceptRequest(self, info) -> None:
-            url = info.requestUrl()
-            if url.scheme() in ("data", "blob") or url.host() in LOOPBACK_HOSTS:
-                return
-            self.blocked.append(url.toString())
-            info.block(True)
-
-    profile = QWebEngineProfile(QCoreApplication.instance())  # no storage name: nothing kept on disk
-    profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
-    _interceptor = LoopbackOnly(profile)
-    profile.setUrlRequestInterceptor(_interceptor)
-    script = QWebEngineScript()
-    script.setName("studio-prepare-netron")
-    script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
-    script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
-    script.setSourceCode(_prepare_page_script())
-    profile.scripts().insert(script)
-    _profile = profile
-    return profile
-
-
-def blocked_requests() -> list[str]:
-    """URLs the graph view refused to load (for the status of privacy, and for tests)."""
-    return [] if _interceptor is None else list(_interceptor.blocked)
-
-
 class GraphView(QWidget):
-    """Shows a message until a model file is given, then Netron's drawing of it."""
+    """Shows a message until a model file is given, then Netron's drawing of it.
+
+    ``colour_by``: a "Colour by" bar above the drawing (the graph tab's view; the compare views
+    colour the drawing themselves).
+    """
 
     loaded = Signal(bool)  # the graph is drawn (True), or the page or model failed to load (False)
     node_selected = Signal(str, bool)  # name, whether Netron found it
+    node_clicked = Signal(str)  # the name of a node the user clicked in the drawing
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, colour_by: bool = True) -> None:
         super().__init__(parent)
-        self._stack = QStackedLayout(self)
-        self._message_page = QWidget(self)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        self.colour_by = None
+        if colour_by:
+            from studio.ui.colour_by import ColourBy
+
+            self.colour_by = ColourBy(self)
+            self.colour_by.fills_changed.connect(self.set_fills)
+            self.colour_by.hide()
+            column.addWidget(self.colour_by)
+        holder = QWidget(self)
+        column.addWidget(holder, 1)
+        self._stack = QStackedLayout(holder)
+        self._message_page = QWidget(holder)
+        self._build_message_page()
+        self._stack.addWidget(self._message_page)
+        self._web = None
+        self._server = NetronServer()
+        self._path: Path | None = None
+        self._ready = False
+        self._polls = 0
+        self._fills: tuple[Fills, tuple[str, str] | None] = ({}, None)
+        self._metrics: bytes | None = None
+
+    def _build_message_page(self) -> None:
         column = QVBoxLayout(self._message_page)
         column.addStretch(1)
         self._message = QLabel("Select a model version to see its graph.")
@@ -173,12 +109,6 @@ class GraphView(QWidget):
         column.addWidget(self.message_button, 0, Qt.AlignmentFlag.AlignHCenter)
         column.addStretch(1)
         self._message_action = None
-        self._stack.addWidget(self._message_page)
-        self._web = None
-        self._server = NetronServer()
-        self._path: Path | None = None
-        self._ready = False
-        self._polls = 0
 
     @property
     def path(self) -> Path | None:
@@ -203,6 +133,7 @@ class GraphView(QWidget):
         self._path = None
         self._ready = False
         self._server.stop()
+        self._forget_decorations()
         self._message.setText(text)
         self._message_action = action[1] if action else None
         self.message_button.setText(action[0] if action else "")
@@ -225,6 +156,7 @@ class GraphView(QWidget):
             return
         web = self._ensure_web()
         self._path, self._ready = Path(path), False
+        self._forget_decorations()
         web.load(self._server.serve(Path(path), extra_files))
         self._stack.setCurrentWidget(web)
 
@@ -234,20 +166,79 @@ class GraphView(QWidget):
             self.node_selected.emit(name, False)
             return
         self._web.page().runJavaScript(
-            _SELECT_NODE % json.dumps(name), 0, lambda found: self.node_selected.emit(name, bool(found))
+            scripts.select_node(name), 0, lambda found: self.node_selected.emit(name, bool(found))
         )
 
     def run_javascript(self, code: str, callback) -> None:
         if self._web is not None:
             self._web.page().runJavaScript(code, 0, callback)
 
+    # -- the studio's figures over the drawing ------------------------------------------------------
+
+    def set_fills(self, fills: Fills, otherwise: tuple[str, str] | None = None) -> None:
+        """Colour node headers: name → (fill, text colour); ``otherwise`` for every other node
+        (None: Netron's own colours). Kept for the drawing of ``path`` and applied once it is drawn."""
+        self._fills = (dict(fills), otherwise)
+        if self._ready:
+            self.run_javascript(scripts.fill_nodes(*self._fills), _ignore)
+
+    def set_metrics(self, document: dict | None) -> None:
+        """Figures Netron's node sidebar lists under "Metrics": a ``netron:attachment`` document
+        (``graph_decor.attachment``), served beside the model and opened by the page."""
+        self._metrics = None if document is None else json.dumps(document).encode("utf-8")
+        if self._ready:
+            self._attach()
+
+    def show_measures(self, view: VersionView) -> None:
+        """A version's measured figures over its drawing (time per node, quantization sensitivity),
+        when ``view`` is the version drawn here."""
+        from studio.ui.graph_decor import attachment, node_measures
+
+        if view.graph_file is None or self._path != Path(view.graph_file):
+            return  # another version is drawn: these figures are not about it
+        measures = node_measures(view)
+        if self.colour_by is not None:
+            self.colour_by.set_measures(measures)
+        self.set_metrics(attachment(measures) if measures.nodes else None)
+
+    def _forget_decorations(self) -> None:
+        self._fills, self._metrics = ({}, None), None
+        if self.colour_by is not None:
+            self.colour_by.clear()
+            self.colour_by.hide()
+
+    def _attach(self) -> None:
+        if self._metrics is None:
+            return
+        where = self._server.publish(ATTACHMENT_NAME, self._metrics)
+        if where is not None:
+            self.run_javascript(scripts.attach(where, ATTACHMENT_NAME), _ignore)
+
+    def _decorate(self) -> None:
+        """A fresh drawing: hook its clicks, and lay the studio's figures over it."""
+        self.run_javascript(scripts.hook_clicks(self._web.page().prefix), _ignore)
+        if self._fills[0] or self._fills[1]:
+            self.run_javascript(scripts.fill_nodes(*self._fills), _ignore)
+        self._attach()
+        if self.colour_by is not None:
+            self.colour_by.show()
+
+    def _on_page_message(self, message: object) -> None:
+        if isinstance(message, dict) and isinstance(message.get("node"), str):
+            self.node_clicked.emit(message["node"])
+
+    # -- the page -------------------------------------------------------------------------------------
+
     def _ensure_web(self):
         if self._web is None:
-            from PySide6.QtWebEngineCore import QWebEnginePage
             from PySide6.QtWebEngineWidgets import QWebEngineView
 
+            from studio.ui.netron_channel import NetronPage
+
             self._web = QWebEngineView(self)
-            self._web.setPage(QWebEnginePage(netron_profile(), self._web))
+            page = NetronPage(self._web)
+            page.message.connect(self._on_page_message)
+            self._web.setPage(page)
             self._web.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
             self._web.loadFinished.connect(self._on_loaded)
             self._stack.addWidget(self._web)
@@ -269,6 +260,7 @@ class GraphView(QWidget):
                 return  # another model was asked for meanwhile
             if drawn:
                 self._ready = True
+                self._decorate()
                 self.loaded.emit(True)
             elif self._polls < _MAX_POLLS:
                 self._polls += 1
@@ -276,7 +268,7 @@ class GraphView(QWidget):
             else:
                 self.loaded.emit(False)
 
-        self.run_javascript(_IS_DRAWN, answer)
+        self.run_javascript(scripts.IS_DRAWN, answer)
 
     def shutdown(self) -> None:
         """Stop serving and delete the page now: the web engine wants every page gone before the
@@ -289,3 +281,7 @@ class GraphView(QWidget):
             web, self._web = self._web, None
             self._stack.removeWidget(web)
             shiboken6.delete(web)  # its page is its child and goes with it
+
+
+def _ignore(_result: object) -> None:
+    """runJavaScript wants a callback to return a result at all; these scripts' results are not needed."""

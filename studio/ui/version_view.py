@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.api import StudioError, UntrustedFileError
+from studio.errors import StudioError, UntrustedFileError
 from studio.project import Project
 from studio.store import ModelVersion
 
@@ -25,6 +25,7 @@ class VersionView:
     untrusted: UntrustedFileError | None = None  # the problem is a file that runs code, not trusted here
     graph_extra: tuple[Path, ...] = ()  # the other files the graph file needs (ONNX external data)
     times: dict[str, dict] | None = None  # per-node times of its latest `bench --layers` measurement
+    sensitivity: dict[str, float] | None = None  # per-node quantization sensitivity (quantize.auto)
 
 
 def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> VersionView:
@@ -40,10 +41,16 @@ def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> Ve
     files = project.model_files(version)
     timed = layer_times_of(version, project.store.list_measurements(version.id))
     times = None if timed is None else timed["nodes"]
+    sensitivity = sensitivity_of(version.details)
     if files.format is ModelFormat.ONNX:
         extra = tuple(files.main.parent / name for name in files.extra)
         return VersionView(
-            version, project.inspect(version).layers, files.main, graph_extra=extra, times=times
+            version,
+            project.inspect(version).layers,
+            files.main,
+            graph_extra=extra,
+            times=times,
+            sensitivity=sensitivity,
         )
     onnx_file = Path(cache_dir) / f"{version.artifact}.onnx"
     try:
@@ -54,7 +61,19 @@ def version_view(project: Project, version: ModelVersion, cache_dir: Path) -> Ve
     except StudioError as error:
         return VersionView(version, [], None, str(error))
     layers = inspect_model(ModelFiles(onnx_file, ModelFormat.ONNX)).layers
-    return VersionView(version, layers, onnx_file, times=times)
+    return VersionView(version, layers, onnx_file, times=times, sensitivity=sensitivity)
+
+
+def sensitivity_of(details: dict | None) -> dict[str, float] | None:
+    """Node → quantization sensitivity (mean 1 − cosine with only that node quantized), as
+    quantize.auto records it in the version's details; None when it measured none."""
+    rows = (details or {}).get("sensitivity") or []
+    found = {
+        str(row["node"]): float(row["sensitivity"])
+        for row in rows
+        if isinstance(row, dict) and row.get("node") and isinstance(row.get("sensitivity"), (int, float))
+    }
+    return found or None
 
 
 def _export_for_graph(project: Project, version: ModelVersion, target: Path) -> None:

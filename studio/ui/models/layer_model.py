@@ -1,5 +1,6 @@
 """The layer table (op, output shape, params, MACs, share; time and share of time once the version
-was timed with `bench --layers`) over ``studio.core.graph.Layer`` rows.
+was timed with `bench --layers`; quantization sensitivity where quantize.auto measured it) over
+``studio.core.graph.Layer`` rows.
 
 Display text and sort keys are separate roles, so that sorting by MACs sorts numbers, and a
 graph of thousands of nodes sorts in the proxy without formatting a string per comparison.
@@ -14,12 +15,25 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 from studio.tables import UNKNOWN
-from studio.ui.models.figures import human_count
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
-_COLUMNS = ("#", "Name", "Op", "Output shape", "Params", "MACs", "Share of MACs", "Time", "Share of time")
-_NUMERIC = {0, 4, 5, 6, 7, 8}
+# (header, what it means): short headers, so that every key column fits a narrow pane.
+_COLUMNS = (
+    ("#", "The node's place in the graph"),
+    ("Name", "The node's name in the model file"),
+    ("Op", "The operator it computes"),
+    ("Output shape", "Its first output's shape, for a batch of 1"),
+    ("Params", "Learned values it holds"),
+    ("MACs", "Multiply-adds per sample"),
+    ("MACs %", "Share of MACs: its part of all the model's multiply-adds"),
+    ("Time", "Its time per run, from the latest `studio bench VERSION --layers`"),
+    ("Time %", "Share of time: its part of the whole run's time"),
+    ("Sensitivity", "Quantization sensitivity: mean (1 − cosine to the float output) with only this "
+     "node quantized, as quantize.auto measured it"),
+)  # fmt: skip
+NAME_COLUMN, TIME_COLUMNS, SENSITIVITY_COLUMN = 1, (7, 8), 9
+_NUMERIC = {0, 4, 5, 6, 7, 8, 9}
 
 Index = QModelIndex | QPersistentModelIndex
 ROOT = QModelIndex()  # the invisible root, as a default argument
@@ -31,15 +45,46 @@ class LayerTableModel(QAbstractTableModel):
         self._layers: list[Any] = []
         self._total_macs: int | None = 0
         self._times: dict[str, dict] = {}
+        self._sensitivity: dict[str, float] = {}
+        self._rows: dict[str, int] = {}
+        self.left_out: tuple[int, ...] = ()  # columns a narrow pane hides: the name's tooltip says so
 
-    def set_layers(self, layers: Sequence[Any], times: dict[str, dict] | None = None) -> None:
+    def set_layers(
+        self,
+        layers: Sequence[Any],
+        times: dict[str, dict] | None = None,
+        sensitivity: dict[str, float] | None = None,
+    ) -> None:
         """``layers``: objects with name, op, output_shape, params and macs (``Layer`` rows);
-        ``times``: node name → {"ms", "share"} from ONNX Runtime's profiler, when it was timed."""
+        ``times``: node name → {"ms", "share"} from ONNX Runtime's profiler, when it was timed;
+        ``sensitivity``: node name → quantization sensitivity, when quantize.auto measured it."""
         self.beginResetModel()
         self._layers = list(layers)
         self._total_macs = total_macs(self._layers)
         self._times = dict(times or {})
+        self._sensitivity = dict(sensitivity or {})
+        self._rows = {}
+        for row, layer in enumerate(self._layers):
+            self._rows.setdefault(layer.name, row)
         self.endResetModel()
+
+    def set_sensitivity(self, sensitivity: dict[str, float] | None) -> None:
+        self._sensitivity = dict(sensitivity or {})
+        if self._layers:
+            column = SENSITIVITY_COLUMN
+            self.dataChanged.emit(self.index(0, column), self.index(len(self._layers) - 1, column))
+
+    @property
+    def timed(self) -> bool:
+        return bool(self._times)
+
+    @property
+    def has_sensitivity(self) -> bool:
+        return bool(self._sensitivity)
+
+    def row_of(self, name: str) -> int | None:
+        """The row of the node named ``name`` (the first, should a file repeat a name)."""
+        return self._rows.get(name)
 
     @property
     def total_macs(self) -> int | None:
@@ -56,8 +101,14 @@ class LayerTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _COLUMNS[section]
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return _COLUMNS[section][0]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            hidden = ", ".join(_COLUMNS[c][0] for c in self.left_out)
+            more = f"\n(Widen the table to see {hidden} too)" if hidden and section == NAME_COLUMN else ""
+            return _COLUMNS[section][1] + more
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
@@ -92,14 +143,17 @@ class LayerTableModel(QAbstractTableModel):
         if column == 3:
             return _shape(layer.output_shape)
         if column == 4:
-            return human_count(layer.params) if layer.params else ""
+            return compact_count(layer.params) if layer.params else ""
         if column == 5:
             if layer.macs is None:
                 return UNKNOWN
-            return human_count(layer.macs) if layer.macs else ""
+            return compact_count(layer.macs) if layer.macs else ""
         if column == 6:
             share = self.share(layer)
             return f"{100 * share:.1f} %" if share else ""
+        if column == SENSITIVITY_COLUMN:
+            value = self._sensitivity.get(layer.name)
+            return "" if value is None else f"{value:.3g}"
         timed = self._times.get(layer.name)
         if not self._times:
             return ""  # not timed: `bench --layers` fills these
@@ -110,9 +164,19 @@ class LayerTableModel(QAbstractTableModel):
     def _key(self, row: int, layer: Any, column: int) -> Any:
         macs = -1 if layer.macs is None else layer.macs
         ms = self._times.get(layer.name, {}).get("ms", -1.0)
-        return (row, layer.name, layer.op, _shape(layer.output_shape), layer.params, macs, macs, ms, ms)[
-            column
-        ]
+        sensitivity = self._sensitivity.get(layer.name, -1.0)
+        keys = (row, layer.name, layer.op, _shape(layer.output_shape), layer.params, macs, macs, ms, ms)
+        return (*keys, sensitivity)[column]
+
+
+def compact_count(n: int | float) -> str:
+    """Three significant digits with k, M, G: "147k", "25.4M" (the table's narrow number columns)."""
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            value = n / div
+            digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+            return f"{value:.{digits}f}{unit}"
+    return str(int(n)) if float(n).is_integer() else f"{n:.0f}"
 
 
 def total_macs(layers: Sequence[Any]) -> int | None:

@@ -34,6 +34,9 @@ class ProjectController(QObject):
     version_loaded = Signal(object)  # VersionView
     model_imported = Signal(object)  # ModelVersion
     packed = Signal(object)  # PackResult of a shared project just written
+    exported = Signal(str)  # what an export wrote, in the command line's words
+    report_written = Signal(object)  # ReportResult
+    version_deleted = Signal(object)  # DeletedVersion
     busy = Signal(str)  # what is being done ("" when idle)
     failed = Signal(object)  # an exception (StudioError: one sentence) or TaskFailed
 
@@ -222,6 +225,75 @@ class ProjectController(QObject):
         if record.id not in self._known_jobs:  # an event about it may have announced it already
             self._known_jobs.add(record.id)
             self.job_added.emit(record)
+
+    # -- a version's own commands (the lineage's context menu) ----------------------------------------
+
+    def export_version(self, version_id: int, fmt: str, out: Path, **options: Any) -> None:
+        """Write ``fmt`` ("onnx" or "tensorrt") to ``out`` off the UI thread; ``exported`` follows with
+        the same summary `studio export` prints, or ``failed`` (an untrusted file asks for trust)."""
+        if self.session is None:
+            return
+        project = self.session.project
+
+        def export() -> str:
+            from studio.export import export_onnx_version, export_tensorrt
+            from studio.export.summary import onnx_export_text, tensorrt_export_text
+
+            version = project.store.get_version(version_id)
+            if fmt == "onnx":
+                return onnx_export_text(export_onnx_version(project, version, out=out, **options).to_dict())
+            return tensorrt_export_text(export_tensorrt(project, version, out=out, **options).to_dict())
+
+        self.busy.emit(f"Exporting v{version_id} to {Path(out).name}…")
+        self.background.run(export, self._done(self.exported), self._failed)
+
+    def write_report(self, out: Path) -> None:
+        """The project's HTML report, as `studio report` writes it; ``report_written`` follows."""
+        if self.session is None:
+            return
+        from studio.report import write_report
+
+        project = self.session.project
+        self.busy.emit(f"Writing {Path(out).name}…")
+        self.background.run(
+            lambda: write_report(project, Path(out)), self._done(self.report_written), self._failed
+        )
+
+    def rename_version(self, version_id: int, name: str) -> None:
+        if self.session is None:
+            return
+        project = self.session.project
+        self.background.run(
+            lambda: project.rename_version(version_id, name), lambda _v: self.refresh(), self._failed
+        )
+
+    def delete_version(self, version_id: int) -> None:
+        """Delete a version its project no longer needs (refused, in one sentence, if it does)."""
+        if self.session is None:
+            return
+        project = self.session.project
+        self.busy.emit(f"Deleting v{version_id}…")
+
+        def deleted(result) -> None:
+            self.busy.emit("")
+            self.refresh()
+            self.version_deleted.emit(result)
+
+        self.background.run(lambda: project.delete_version(version_id), deleted, self._failed)
+
+    def version_file(self, version_id: int) -> Path | None:
+        """The version's main file inside the project (what a loader opens)."""
+        if self.session is None:
+            return None
+        project = self.session.project
+        return project.version_path(project.store.get_version(version_id))
+
+    def _done(self, signal):
+        def done(value) -> None:
+            self.busy.emit("")
+            signal.emit(value)
+
+        return done
 
     def cancel(self, job_id: int) -> None:
         if self.session is not None:

@@ -9,20 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMainWindow
 
 from studio.jobs.events import JobEvent
 from studio.ui.actions import add_panel_toggles, build_actions, update_enabled
-from studio.ui.background import TaskFailed
+from studio.ui.background import TaskFailed, after_first_frame
 from studio.ui.controller import ProjectController
 from studio.ui.models.figures import VersionFigures
 from studio.ui.opening import Opener
 from studio.ui.pool import detected_devices, placement_request, pool_settings
 from studio.ui.settings import StudioSettings
 from studio.ui.theme import apply_theme
+from studio.ui.version_commands import VersionCommands
 from studio.ui.widgets.errors import show_error, show_info
-from studio.ui.window_parts import build_parts, default_sizes
+from studio.ui.widgets.next_step_hint import NextStepHint, with_hint
+from studio.ui.window_parts import LAYOUT_VERSION, build_parts, default_sizes
 
 if TYPE_CHECKING:
     from studio.ui.version_view import VersionView
@@ -47,6 +48,9 @@ class MainWindow(QMainWindow):
         add_panel_toggles(self, self.parts.docks.values())
         self.current_version: int | None = None
         self.opener = Opener(self, self.controller, self.settings)
+        self.versions = VersionCommands(self)
+        self.hint = NextStepHint()
+        self.parts.docks["lineage"].setWidget(with_hint(self.parts.lineage, self.hint))
         self._follow_next_job = False
         self._closed = False
         self.gpus: list[dict] = []  # as hardware.cuda_devices() lists them, once found
@@ -54,7 +58,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self._show_welcome()
         self._update_actions()
-        QTimer.singleShot(0, self._after_first_paint)
+        after_first_frame(self, self._after_first_paint)
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -79,6 +83,9 @@ class MainWindow(QMainWindow):
         p.lineage.selection_changed.connect(lambda _ids: self._update_actions())
         p.layers.layer_activated.connect(p.graph.select_node)
         p.graph.node_selected.connect(self._on_node_selected)
+        p.graph.node_clicked.connect(p.layers.select_layer)
+        c.version_loaded.connect(p.graph.show_measures)  # after _on_version_loaded: its graph is set
+        c.version_loaded.connect(p.layers.show_measures)
         p.optimize.run_requested.connect(self._on_run_requested)
         p.optimize.add_to_recipe.connect(p.recipe.add_step)
         p.recipe.edit_requested.connect(self._edit_recipe_step)
@@ -102,6 +109,7 @@ class MainWindow(QMainWindow):
         self.parts.welcome.set_state(self.settings.recent("projects"), self.settings.first_run)
         self.parts.stack.setCurrentWidget(self.parts.welcome)
         self.current_version = None
+        self.hint.show_for(None, [])
         self._update_actions()
 
     def _on_project_opened(self, session) -> None:
@@ -128,11 +136,13 @@ class MainWindow(QMainWindow):
         if charts is not None:
             charts.set_figures(figures, self.current_version)
         p.compare.refresh(figures)
+        self.hint.show_for(self.current_version, figures)
 
     def _on_version_chosen(self, version_id: int) -> None:
         self.current_version = version_id
         fig = next((f for f in self.controller.figures if f.id == version_id), None)
         self.parts.optimize.set_target(fig.label if fig else f"v{version_id}")
+        self.hint.show_for(version_id, self.controller.figures)
         self.parts.layers.clear(f"Reading {fig.label if fig else 'the model'}…")
         self.controller.load_version(version_id)
         if self.parts.charts.content is not None:
@@ -302,6 +312,24 @@ class MainWindow(QMainWindow):
         self.parts.compare.set_versions(chosen)
         self.show_compare_tab()
 
+    def compare_with_parent(self) -> None:
+        self.versions.compare_with_parent(self.current_version)
+
+    def export_selected(self) -> None:
+        self.versions.export(self.current_version)
+
+    def write_report(self) -> None:
+        self.versions.report()
+
+    def rename_selected(self) -> None:
+        self.versions.rename(self.current_version)
+
+    def copy_selected_path(self) -> None:
+        self.versions.copy_path(self.current_version)
+
+    def delete_selected(self) -> None:
+        self.versions.delete(self.current_version)
+
     def cancel_selected_job(self) -> None:
         job = self.parts.jobs.selected_id()
         if job is not None:
@@ -346,8 +374,8 @@ class MainWindow(QMainWindow):
         geometry, state = self.settings.window_state()
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1400, 900)
-        if state is not None:
-            self.restoreState(state)  # otherwise the panels' size hints give the first layout
+        if state is None or not self.restoreState(state, LAYOUT_VERSION):
+            default_sizes(self, self.parts)  # the first run, or a state saved by an older layout
         self._rebuild_recent_menu()
 
     def dragEnterEvent(self, event) -> None:
@@ -364,7 +392,7 @@ class MainWindow(QMainWindow):
             super().closeEvent(event)
             return
         self._closed = True
-        self.settings.save_window_state(self.saveGeometry(), self.saveState())
+        self.settings.save_window_state(self.saveGeometry(), self.saveState(LAYOUT_VERSION))
         self.settings.sync()
         self.controller.version_loaded.disconnect(self._on_version_loaded)  # no new pages from here on
         self.controller.shutdown()  # delivers what background work still had queued

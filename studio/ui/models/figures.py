@@ -68,15 +68,23 @@ class VersionFigures:
 
     @property
     def gate_text(self) -> str | None:
-        """The gate's figure as a user reads it, or None for an import (it has no parent)."""
+        """The gate's verdict and figure as a user reads it, or None for an import (no parent)."""
+        figure = self.gate_figure
+        if figure is None:
+            return None
+        verdict = "follows its parent poorly" if self.collapsed else "follows its parent"
+        return f"{verdict}: {figure}"
+
+    @property
+    def gate_figure(self) -> str | None:
+        """``top-1 agreement 42.0 % on 72 held-out samples (…)``: the gate's figure alone."""
         gate = self.details.get("gate")
         if not gate:
             return None
         figure = (
             f"{100 * gate['figure']:.1f} %" if gate["rule"] == "top-1 agreement" else f"{gate['figure']:.4f}"
         )
-        verdict = "follows its parent poorly" if gate.get("collapsed") else "follows its parent"
-        return f"{verdict}: {gate['rule']} {figure} on {gate['samples']} held-out samples ({gate['source']})"
+        return f"{gate['rule']} {figure} on {gate['samples']} held-out samples ({gate['source']})"
 
     @property
     def is_root(self) -> bool:

@@ -124,5 +124,6 @@ def test_compare_draws_each_version_and_the_diff_colours_what_changed(qtbot, mak
     qtbot.waitUntil(lambda: js(qtbot, diff_view.graph, HEADER_FILL % conv.name) == fill, timeout=10_000)
     assert diff_view.legend.counts[ADDED].text() == f"added {diff_view.diff.counts()[ADDED]}"
     window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.width() == 1024, timeout=5000)  # nothing in the diff holds it wider
     qtbot.wait(500)
     save_screenshot(window, "compare-graph-diff-int8-1024x700")

@@ -4,6 +4,7 @@ Figures come from measurements recorded in a real project store, as `studio benc
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,11 @@ def test_energy_is_an_axis_and_a_missing_figure_is_never_plotted(qtbot, figures)
     assert view.scatter.message.toPlainText() == f"Energy per inference: {NOT_AVAILABLE}\n{NO_RAPL}"
     view.x_axis.setCurrentIndex(view.x_axis.findData("latency"))
     assert len(view.scatter.scatter.data) == 2 and view.scatter.message.toPlainText() == ""
+
+    unlabelled = [dataclasses.replace(f, accuracy=None) for f in (cpu, old)]  # timed without labels
+    view.set_figures(unlabelled, cpu.id)
+    assert len(view.scatter.scatter.data) == 0
+    assert view.scatter.message.toPlainText().startswith("No version has a top-1 accuracy yet")
 
 
 def test_the_compare_table_shows_energy_memory_and_why_energy_is_missing(figures) -> None:

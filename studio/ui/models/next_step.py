@@ -49,7 +49,7 @@ def next_step(fig: VersionFigures | None, figures: Sequence[VersionFigures]) -> 
         )
     if fig.not_faster:
         why = _NOT_FASTER.get(fig.technique or "", "a smaller model is not always a faster one")
-        return f"{name} is not faster than v{fig.parent_id} ({tables.speed_text(fig.speed)}): {why}."
+        return f"{name} is not faster than v{fig.parent_id}: {tables.speed_text(fig.speed)}. {why[:1].upper()}{why[1:]}."
     speed = tables.speed_cell(fig.speed)
     if fig.speed and speed != tables.MISSING:
         children = [f for f in figures if f.parent_id == fig.id]

@@ -170,8 +170,16 @@ class ResultsScatter(pg.GraphicsLayoutWidget):
             self._labels.append(label)
 
     def _why_empty(self, figures: Sequence[VersionFigures]) -> str:
-        if self.x_axis != "energy":
+        """An empty chart says why, never a bare pair of axes."""
+        if not figures:
             return ""
+        if all(f.accuracy is None for f in figures):
+            return (
+                "No version has a top-1 accuracy yet: measure one with a labelled dataset\n"
+                "(Measure, with a Dataset chosen) to place it here"
+            )
+        if self.x_axis != "energy":
+            return "No version has both an accuracy and this axis's figure yet"
         reasons = sorted({f.energy_missing for f in figures if f.energy_missing not in (None, NOT_MEASURED)})
         if reasons:
             return f"Energy per inference: {NOT_AVAILABLE}\n" + "\n".join(reasons)

@@ -14,7 +14,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QGridLayout,
     QHeaderView,
     QLabel,
     QSplitter,
@@ -31,27 +31,32 @@ if TYPE_CHECKING:
     from studio.ui.version_view import VersionView
 
 
+_PER_ROW = 3
+
+
 class DiffLegend(QWidget):
     """A swatch and a count per kind of change."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        # Three to a row: one long row would hold the window wider than a 1024-pixel screen.
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(6)
         self.counts: dict[str, QLabel] = {}
-        for status in STATUSES:
+        for i, status in enumerate(STATUSES):
             swatch = QLabel()
             pixmap = QPixmap(12, 12)
             pixmap.fill(QColor(DIFF_COLOURS[status][0]))
             swatch.setPixmap(pixmap)
             label = QLabel()
             label.setObjectName(f"diffCount-{status}")
-            row.addWidget(swatch)
-            row.addWidget(label)
-            row.addSpacing(10)
+            row, column = divmod(i, _PER_ROW)
+            grid.addWidget(swatch, row, 2 * column)
+            grid.addWidget(label, row, 2 * column + 1)
             self.counts[status] = label
+        grid.setColumnStretch(2 * _PER_ROW, 1)
         self.counts[REMOVED].setToolTip("Not in the newer graph, so not drawn: listed in the table")
-        row.addStretch(1)
         self.set_counts(None)
 
     def set_counts(self, counts: dict[str, int] | None) -> None:
@@ -154,8 +159,9 @@ class GraphDiffView(QWidget):
         self.model.set_diff(diff)
         self.legend.set_counts(diff.counts())
         self.table.resizeColumnsToContents()
-        for column, cap in ((0, 220), (1, 160)):
-            self.table.setColumnWidth(column, min(self.table.columnWidth(column), cap))
+        width = self.table.viewport().width()  # what changed is the point: it keeps 40 % at least
+        for column, share in ((0, 0.38), (1, 0.22)):
+            self.table.setColumnWidth(column, min(self.table.columnWidth(column), int(share * width)))
         self.note.setText(
             "Click a row to find its node in the drawing." if diff.differences() else "The graphs are alike."
         )

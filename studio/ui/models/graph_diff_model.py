@@ -13,7 +13,7 @@ STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
 # What a reader looks for first: reshaped and requantized nodes, then removed ones, then the
 # added ones (often dozens of QuantizeLinear/DequantizeLinear nodes).
 _FIRST = (SHAPE, PRECISION, REMOVED, ADDED)
-_COLUMNS = ("Node", "Op", "What changed")  # the colour swatch on the name says which kind
+_COLUMNS = ("Node", "What changed", "Op")  # the swatch on the name says which kind; what, before how
 
 Index = QModelIndex | QPersistentModelIndex
 ROOT = QModelIndex()  # the invisible root, as a default argument
@@ -69,7 +69,7 @@ class GraphDiffModel(QAbstractTableModel):
 def _text(node: NodeChange, column: int) -> str:
     if column == 0:
         return node.name
-    if column == 2:
+    if column == 1:
         return node.what
     if node.op_before and node.op_after and node.op_before != node.op_after:
         return f"{node.op_before} → {node.op_after}"

@@ -159,8 +159,8 @@ class GraphDiffView(QWidget):
         self.model.set_diff(diff)
         self.legend.set_counts(diff.counts())
         self.table.resizeColumnsToContents()
-        width = self.table.viewport().width()  # what changed is the point: it keeps 40 % at least
-        for column, share in ((0, 0.38), (1, 0.22)):
+        width = self.table.viewport().width()  # what changed is the point: it comes right after the name
+        for column, share in ((0, 0.38), (1, 0.45)):
             self.table.setColumnWidth(column, min(self.table.columnWidth(column), int(share * width)))
         self.note.setText(
             "Click a row to find its node in the drawing." if diff.differences() else "The graphs are alike."

@@ -100,20 +100,33 @@ class VersionCommands(QObject):
     # -- the commands ---------------------------------------------------------------------------------
 
     def export(self, version_id: int | None) -> None:
-        from studio.export import EXPORTS_DIR, safe_file_stem
-        from studio.ui.widgets.export_dialog import ExportDialog
-
+        """The dialog opens once the default file is known: naming it loads the exporters (about a
+        second), which happens off the UI thread."""
         session, controller = self.window.controller.session, self.window.controller
         if version_id is None or session is None:
             return
-        version = controller.version(version_id)
-        stem = session.root / EXPORTS_DIR / safe_file_stem(version)
+        project = session.project
+
+        def default_stem() -> tuple:
+            from studio.export import EXPORTS_DIR, safe_file_stem
+
+            version = project.store.get_version(version_id)
+            return version, project.root / EXPORTS_DIR / safe_file_stem(version)
+
+        controller.background.run(
+            default_stem, lambda found: self._ask_export(*found), self.window.show_failure
+        )
+
+    def _ask_export(self, version, stem: Path) -> None:
+        from studio.ui.widgets.export_dialog import ExportDialog
+
+        controller = self.window.controller
         dialog = ExportDialog(f"v{version.id} {version.name}", stem, self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def accepted() -> None:
             fmt, out, options = dialog.request()
-            controller.export_version(version_id, fmt, out, **options)
+            controller.export_version(version.id, fmt, out, **options)
 
         dialog.accepted.connect(accepted)
         dialog.open()
